@@ -1,0 +1,56 @@
+/**
+ * What every bench server process answers over IPC, whatever it serves: memory after GC, its
+ * CPU time, connection count, and the two publishing patterns (a burst in one synchronous loop,
+ * and a fixed rate). Publishing happens inside the server process for every server, reference or
+ * Herald, so each pays the same trigger cost and the publish time is taken at the same point.
+ */
+import { cpuUs, nowUs } from './clock.js';
+import { benchPayload, type BenchPayload } from './payload.js';
+import { fdLimit, memoryAfterGc, serveRpc, writeSyscalls } from './rpc.js';
+
+export interface BenchServer {
+  readonly port: number;
+  /** Open client connections as the server counts them. */
+  connections(): number;
+  /** Sends one publication to every client. */
+  broadcast(payload: BenchPayload): void;
+}
+
+export function serveControl(server: BenchServer): void {
+  serveRpc(async (request) => {
+    switch (request.cmd) {
+      case 'hello':
+        return { port: server.port, fdLimit: fdLimit(), pid: process.pid };
+      case 'mem':
+        return { memory: await memoryAfterGc(), connections: server.connections() };
+      case 'cpu':
+        return { cpuUs: cpuUs(), atUs: nowUs(), syscw: writeSyscalls() };
+      case 'conns':
+        return { connections: server.connections() };
+      case 'burst': {
+        const count = request.count as number;
+        const bytes = request.bytes as number;
+        const syscw = writeSyscalls();
+        const cpu0 = cpuUs();
+        const t0 = nowUs();
+        for (let seq = 0; seq < count; seq++) server.broadcast(benchPayload(nowUs(), seq, bytes));
+        return { t0Us: t0, cpu0Us: cpu0, syscw, loopUs: nowUs() - t0 };
+      }
+      case 'rate': {
+        const count = request.count as number;
+        const bytes = request.bytes as number;
+        const intervalMs = 1000 / (request.rate as number);
+        const start = performance.now();
+        for (let seq = 0; seq < count; seq++) {
+          // Scheduled against the start, so timer drift does not accumulate.
+          const wait = start + seq * intervalMs - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+          server.broadcast(benchPayload(nowUs(), seq, bytes));
+        }
+        return { sent: count };
+      }
+      default:
+        throw new Error(`unknown command ${request.cmd}`);
+    }
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * The Redis broker: history in one Redis stream per channel, offsets and epochs in a small hash,
+ * fan-out over pub/sub, all written by one Lua script per publication (see scripts.ts). Every
+ * node sharing the Redis sees the same channels, history, positions and idempotency keys.
+ *
+ * After a disconnect the pub/sub connection resubscribes every channel before the broker says it
+ * is ready again; the core then fills from history what pub/sub dropped meanwhile. A Redis that
+ * restarted without persistence comes back empty: streams start over with new epochs, and
+ * resuming clients are told `recovered: false`.
+ */
+import { publicationJson } from '@herald/protocol';
+import {
+  IDEMPOTENCY_WINDOW_MS,
+  newEpoch,
+  type Broker,
+  type BrokerEvents,
+  type ControlMessage,
+  type HistoryLimits,
+  type HistoryQuery,
+  type HistoryResult,
+  type PublicationRecord,
+  type PublishDraft,
+  type PublishResult,
+} from '@herald/server';
+import type { Logger } from 'pino';
+import type { RedisKeys } from './keys.js';
+import type { RedisLink } from './link.js';
+import { decodeRecord } from './record-text.js';
+import { HISTORY, PUBLISH, Script } from './scripts.js';
+
+export interface RedisBrokerOptions extends HistoryLimits {
+  /** Seconds an idle channel keeps its offset and epoch after its last publication (at least the ttl). */
+  readonly streamMetaTtlSeconds: number;
+  readonly logger: Logger;
+}
+
+const RESUBSCRIBE_RETRY_MS = 500;
+const publishScript = new Script(PUBLISH);
+const historyScript = new Script(HISTORY);
+
+export class RedisBroker implements Broker {
+  readonly name = 'redis';
+  readonly #link: RedisLink;
+  readonly #keys: RedisKeys;
+  readonly #options: RedisBrokerOptions;
+  /** Channels this node wants delivered; resubscribed after every reconnect. */
+  readonly #channels = new Set<string>();
+  #events: BrokerEvents | undefined;
+  #ready = false;
+  /** The pub/sub connection subscribed everything since it last (re)connected. */
+  #pubsubCurrent = false;
+  #resubscribing: Promise<void> | undefined;
+  #unlisten: (() => void) | undefined;
+
+  constructor(link: RedisLink, keys: RedisKeys, options: RedisBrokerOptions) {
+    this.#link = link;
+    this.#keys = keys;
+    this.#options = options;
+    link.acquire();
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  async start(events: BrokerEvents): Promise<void> {
+    await this.#link.connect();
+    this.#events = events;
+    this.#link.pubsub.on('message', (name: string, text: string) => this.#onMessage(name, text));
+    await this.#link.pubsub.subscribe(this.#keys.control);
+    this.#pubsubCurrent = true;
+    this.#ready = this.#link.commandsReady && this.#link.pubsubReady;
+    this.#unlisten = this.#link.onChange(() => this.#linkChanged());
+  }
+
+  async close(): Promise<void> {
+    this.#unlisten?.();
+    this.#events = undefined;
+    this.#ready = false;
+    await this.#link.release();
+  }
+
+  async publish(draft: PublishDraft): Promise<PublishResult> {
+    this.#requireStarted();
+    const channel = draft.channel;
+    // The script puts offset and epoch right after the channel, as publicationJson would.
+    const full = publicationJson(draft);
+    const head = `{"channel":"${channel}"`;
+    const key = draft.idempotencyKey;
+    const reply = (await publishScript.run(
+      this.#link.commands,
+      [this.#keys.meta(channel), this.#keys.stream(channel), this.#keys.idempotency(channel, key ?? '')],
+      [
+        draft.ephemeral ? 'e' : 's',
+        newEpoch(),
+        head,
+        full.slice(head.length),
+        draft.event ?? '',
+        this.#options.size,
+        this.#options.ttlSeconds * 1000,
+        this.#metaTtlMs(),
+        key === undefined ? 0 : IDEMPOTENCY_WINDOW_MS,
+        this.#keys.pubsub(channel),
+      ],
+    )) as [number, string];
+    return { record: decodeRecord(channel, reply[1]), duplicate: reply[0] === 1 };
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    this.#requireStarted();
+    if (!this.#link.pubsubReady) throw new Error('redis pub/sub is not connected');
+    this.#channels.add(channel);
+    await this.#link.pubsub.subscribe(this.#keys.pubsub(channel));
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    this.#channels.delete(channel);
+    if (this.#link.pubsubReady) await this.#link.pubsub.unsubscribe(this.#keys.pubsub(channel));
+  }
+
+  async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+    const since = query.since;
+    const reply = (await historyScript.run(
+      this.#link.commands,
+      [this.#keys.meta(channel), this.#keys.stream(channel)],
+      [
+        newEpoch(),
+        this.#metaTtlMs(),
+        this.#options.size,
+        this.#options.ttlSeconds * 1000,
+        since === undefined ? 'l' : 's',
+        since?.offset ?? 0,
+        since?.epoch ?? '',
+        query.limit ?? -1,
+      ],
+    )) as (string | number)[];
+    const epoch = String(reply[0]);
+    const publications: PublicationRecord[] = [];
+    for (let i = 3; i + 2 < reply.length; i += 3) {
+      const event = String(reply[i + 2]);
+      const offset = Number(reply[i]);
+      const json = String(reply[i + 1]);
+      publications.push(event === '' ? { channel, offset, epoch, json } : { channel, offset, epoch, event, json });
+    }
+    const top = { offset: Number(reply[1]), epoch };
+    const recovered = Number(reply[2]);
+    return recovered < 0 ? { publications, top } : { publications, top, recovered: recovered === 1 };
+  }
+
+  async broadcast(message: ControlMessage): Promise<void> {
+    this.#requireStarted();
+    const text = JSON.stringify(message);
+    if (message.kind === 'disconnect_user') await this.#link.commands.publish(this.#keys.control, text);
+    else await this.#link.commands.publish(this.#keys.pubsub(message.channel), `c${text}`);
+  }
+
+  #metaTtlMs(): number {
+    return Math.max(this.#options.streamMetaTtlSeconds, this.#options.ttlSeconds) * 1000;
+  }
+
+  #requireStarted(): BrokerEvents {
+    if (this.#events === undefined) throw new Error('redis broker used before start() or after close()');
+    return this.#events;
+  }
+
+  #onMessage(name: string, text: string): void {
+    const events = this.#events;
+    if (events === undefined) return;
+    try {
+      if (name === this.#keys.control) return events.control(JSON.parse(text) as ControlMessage);
+      const channel = this.#keys.channelOf(name);
+      if (channel === undefined || !this.#channels.has(channel)) return;
+      if (text.startsWith('p')) events.publication(decodeRecord(channel, text.slice(1)));
+      else if (text.startsWith('c')) events.control(JSON.parse(text.slice(1)) as ControlMessage);
+    } catch (error) {
+      this.#options.logger.error({ err: error, name }, 'unreadable message from redis pub/sub');
+    }
+  }
+
+  /** Ready means: commands work and every wanted channel is subscribed on the current connection. */
+  #linkChanged(): void {
+    if (this.#events === undefined) return;
+    if (!this.#link.pubsubReady) this.#pubsubCurrent = false;
+    else if (!this.#pubsubCurrent && this.#resubscribing === undefined) {
+      this.#resubscribing = this.#resubscribe();
+    }
+    const ready = this.#link.commandsReady && this.#link.pubsubReady && this.#pubsubCurrent;
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.#options.logger.info({ ready }, ready ? 'redis broker ready' : 'redis broker lost its connection');
+    this.#events.readiness(ready);
+  }
+
+  async #resubscribe(): Promise<void> {
+    try {
+      const channels = [...this.#channels];
+      await this.#link.pubsub.subscribe(this.#keys.control, ...channels.map((c) => this.#keys.pubsub(c)));
+      // Channels given up while this ran stay unwanted.
+      const stale = channels.filter((c) => !this.#channels.has(c)).map((c) => this.#keys.pubsub(c));
+      if (stale.length > 0) await this.#link.pubsub.unsubscribe(...stale);
+      this.#pubsubCurrent = true;
+      this.#resubscribing = undefined;
+      this.#linkChanged();
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'redis resubscribe failed; retrying');
+      setTimeout(() => {
+        this.#resubscribing = undefined;
+        this.#linkChanged();
+      }, RESUBSCRIBE_RETRY_MS).unref();
+    }
+  }
+}

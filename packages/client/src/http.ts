@@ -1,0 +1,82 @@
+/** Plain HTTP with the hub: JSON answers, the hub's error bodies as typed errors, publish over HTTP. */
+import type { Position } from '@herald/protocol';
+import { HeraldClientError } from './errors.js';
+import type { Ended, Host, RequestMethod } from './transports/transport.js';
+
+/** The hub's `{"error": {code, message}}`, or a `network` error for anything else (a proxy's page). */
+export async function httpError(res: Response): Promise<HeraldClientError> {
+  let error: { code?: unknown; message?: unknown } | undefined;
+  try {
+    error = ((await res.json()) as { error?: typeof error }).error;
+  } catch {
+    // not the hub's JSON
+  }
+  return typeof error?.code === 'string'
+    ? new HeraldClientError(error.code as HeraldClientError['code'], String(error.message), { status: res.status })
+    : new HeraldClientError('network', `HTTP ${res.status}`, { status: res.status });
+}
+
+/**
+ * How a failed SSE or poll request ends the connection: the HTTP refusal mapped onto the close
+ * code whose handling fits it (README, close codes), the error carrying that code.
+ */
+export function httpEnded(error: HeraldClientError): Ended {
+  const status = error.status ?? 0;
+  const code =
+    error.code === 'network' || error.code === 'token_failed'
+      ? 1006
+      : status === 401
+        ? 4001
+        : status === 429
+          ? 4005
+          : status >= 500
+            ? 1011
+            : 4002;
+  return {
+    code,
+    reason: error.message,
+    verdict: error.code !== 'network',
+    error: new HeraldClientError(error.code, error.message, { status, closeCode: code, cause: error.cause }),
+  };
+}
+
+export function authorization(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+export async function fetchJson(host: Host, url: string, init: RequestInit): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await host.fetch(url, init);
+  } catch (cause) {
+    if (init.signal?.aborted) throw cause;
+    throw new HeraldClientError('network', 'request failed', { cause });
+  }
+  if (!res.ok) throw await httpError(res);
+  try {
+    return await res.json();
+  } catch (cause) {
+    throw new HeraldClientError('network', 'answer cut short', { cause });
+  }
+}
+
+/**
+ * Requests over SSE and long-polling. Publish goes to `POST /api/publish`, which accepts a client
+ * token within its `publish` patterns. Presence and history there need the server's API key, which
+ * a client never holds: they are only available over WebSocket.
+ */
+export async function httpRequest(
+  host: Host,
+  method: RequestMethod,
+  params: Record<string, unknown>,
+): Promise<Position | Record<string, never>> {
+  if (method !== 'publish') {
+    throw new HeraldClientError('unsupported', `${method} needs the WebSocket transport`);
+  }
+  const token = await host.token(false);
+  return fetchJson(host, `${host.base}/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...authorization(token) },
+    body: JSON.stringify(params),
+  }) as Promise<Position>;
+}

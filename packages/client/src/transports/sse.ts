@@ -1,0 +1,207 @@
+/**
+ * Server-Sent Events (PROTOCOL.md section 6), read with `fetch` rather than a native EventSource.
+ * An EventSource reconnects by itself with the last `id:` and the URL it started with, so it can
+ * neither carry a fresh token nor resume from the positions the app was given; it also hides the
+ * HTTP status, so a 401 looks like a network error. Reading the stream with fetch keeps every
+ * reconnect in the client's hands, sends the token in a header instead of the URL, and turns a
+ * refusal into a typed error. One stream carries every subscription; when the set changes the
+ * stream is reopened with the cursor, which loses nothing.
+ */
+import type { ChannelState, ClientInfo } from '@herald/protocol';
+import type { HeraldClientError } from '../errors.js';
+import { authorization, httpEnded, httpError, httpRequest } from '../http.js';
+import { sseParser } from '../sse-parser.js';
+import type { Publication, Subscription } from '../subscription.js';
+import { streamQuery } from './stream-query.js';
+import type { Ended, Host, RequestMethod, Transport } from './transport.js';
+
+/** The hub comments `: ping` at least every 20 s; a stream silent for this long is dead. */
+const IDLE_MS = 45_000;
+
+export class SseTransport implements Transport {
+  readonly name = 'sse' as const;
+  readonly #host: Host;
+  #stream: AbortController | undefined;
+  /** Subscriptions of the current stream. */
+  #streamSubs = new Map<string, Subscription>();
+  #done = false;
+  #opened = false;
+  #streams = 0;
+  #restarting = false;
+
+  constructor(host: Host) {
+    this.#host = host;
+  }
+
+  open(): void {
+    void this.#start(true);
+  }
+
+  request(method: RequestMethod, params: Record<string, unknown>): Promise<unknown> {
+    return httpRequest(this.#host, method, params);
+  }
+
+  sync(): void {
+    const subs = this.#host.subs;
+    const same = subs.size === this.#streamSubs.size && [...subs].every(([c, s]) => this.#streamSubs.get(c) === s);
+    if (!same) this.#restart(false);
+  }
+
+  async renew(): Promise<undefined> {
+    await this.#host.token(true);
+    this.#restart(false);
+    return undefined;
+  }
+
+  close(): void {
+    this.#done = true;
+    this.#stream?.abort();
+  }
+
+  /** Reopens the stream once per turn, however many subscriptions changed in it. */
+  #restart(fresh: boolean): void {
+    if (this.#restarting || this.#done) return;
+    this.#restarting = true;
+    void Promise.resolve().then(() => {
+      this.#restarting = false;
+      if (!this.#done) void this.#start(fresh);
+    });
+  }
+
+  #end(info: Ended): void {
+    if (this.#done) return;
+    this.close();
+    this.#host.ended(this, info);
+  }
+
+  async #start(fresh: boolean): Promise<void> {
+    const host = this.#host;
+    this.#stream?.abort();
+    const stream = new AbortController();
+    this.#stream = stream;
+    const subs = new Map(host.subs);
+    this.#streamSubs = subs;
+    if (subs.size === 0) {
+      // Nothing to stream; publish works over HTTP meanwhile.
+      this.#markOpened(undefined);
+      return;
+    }
+    let token: string | undefined;
+    try {
+      token = await host.token(fresh);
+    } catch (error) {
+      this.#end({ code: 1006, reason: 'no token', verdict: true, error: error as HeraldClientError });
+      return;
+    }
+    if (this.#stream !== stream) return;
+    const query = streamQuery(subs.values(), 'lastEventId');
+    if ([...subs.values()].some((s) => s.joinLeave)) query.set('joinLeave', '1');
+    let res: Response;
+    try {
+      res = await host.fetch(`${host.base}/sse?${query}`, {
+        headers: { accept: 'text/event-stream', ...authorization(token) },
+        cache: 'no-store',
+        signal: stream.signal,
+      });
+    } catch {
+      if (this.#stream === stream) this.#end({ code: 1006, reason: 'stream request failed', verdict: false });
+      return;
+    }
+    if (!res.ok || res.body === null) {
+      const error = await httpError(res);
+      if (this.#stream !== stream) return;
+      if (error.code === 'forbidden') return this.#refuse(subs, error);
+      this.#end(httpEnded(error));
+      return;
+    }
+    await this.#read(stream, subs, res.body);
+  }
+
+  /**
+   * One channel the token does not allow refuses the whole request (403). The hub names it; those
+   * subscriptions fail and the stream reopens with the rest. Unnamed, all of them fail: never a loop.
+   */
+  #refuse(subs: Map<string, Subscription>, error: HeraldClientError): void {
+    const named = [...subs.values()].filter((s) => error.message.endsWith(` ${s.channel}`));
+    for (const sub of named.length > 0 ? named : subs.values()) this.#host.refused(this, sub, error);
+    this.#restart(false);
+  }
+
+  async #read(
+    stream: AbortController,
+    subs: Map<string, Subscription>,
+    body: ReadableStream<Uint8Array>,
+  ): Promise<void> {
+    const reader = body.getReader();
+    // Settles a pending read whatever the fetch implementation does with the abort.
+    stream.signal.addEventListener('abort', () => void reader.cancel().catch(noop));
+    const decoder = new TextDecoder();
+    const parse = sseParser((event, data) => this.#onEvent(stream, subs, event, data));
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    try {
+      for (;;) {
+        clearTimeout(idle);
+        idle = setTimeout(() => stream.abort(), IDLE_MS);
+        const { done, value } = await reader.read();
+        if (done || stream.signal.aborted) break;
+        parse(decoder.decode(value, { stream: true }));
+      }
+    } catch {
+      // cut, aborted or idle: decided below
+    }
+    clearTimeout(idle);
+    if (this.#stream !== stream) return;
+    stream.abort();
+    this.#end({ code: 1006, reason: 'stream ended', verdict: false });
+  }
+
+  #onEvent(stream: AbortController, subs: Map<string, Subscription>, event: string, data: string): void {
+    if (this.#stream !== stream) return;
+    let value: Record<string, unknown>;
+    try {
+      value = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const host = this.#host;
+    switch (event) {
+      case 'herald.connected': {
+        this.#markOpened(value.clientId as string);
+        // The first stream of a connection reports every resume; a reopen only a failed one.
+        const report = this.#streams++ === 0;
+        const channels = value.channels as Record<string, ChannelState>;
+        for (const [channel, state] of Object.entries(channels)) {
+          const sub = subs.get(channel);
+          if (sub !== undefined) host.confirmed(this, sub, state, report);
+        }
+        return;
+      }
+      case 'herald.join':
+      case 'herald.leave':
+        host.presence(
+          this,
+          event === 'herald.join' ? 'join' : 'leave',
+          value.channel as string,
+          value.client as ClientInfo,
+        );
+        return;
+      case 'herald.disconnect':
+        this.#end({
+          code: value.code as number,
+          reason: String(value.reason),
+          reconnect: value.reconnect as boolean,
+          verdict: true,
+        });
+        return;
+    }
+    if (!event.startsWith('herald.')) host.publication(this, value as unknown as Publication);
+  }
+
+  #markOpened(clientId: string | undefined): void {
+    if (this.#opened) return;
+    this.#opened = true;
+    this.#host.opened(this, clientId === undefined ? {} : { clientId });
+  }
+}
+
+function noop(): void {}

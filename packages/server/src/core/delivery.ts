@@ -1,0 +1,35 @@
+/**
+ * One publication on its way to this node's subscribers. Each transport encodes it at most once
+ * (the first subscriber of that transport pays, the others reuse the bytes), so fan-out cost is
+ * a write per subscriber and never a serialization per subscriber.
+ */
+import type { PublicationRecord } from '../broker/broker.js';
+
+/** A per-transport encoding; `slot` indexes the cache and is unique per encoder. */
+export interface Encoder<T> {
+  readonly slot: number;
+  encode(record: PublicationRecord): T;
+}
+
+let nextSlot = 0;
+export function defineEncoder<T>(encode: (record: PublicationRecord) => T): Encoder<T> {
+  return { slot: nextSlot++, encode };
+}
+
+export class Delivery {
+  readonly record: PublicationRecord;
+  readonly #cache: unknown[] = [];
+
+  constructor(record: PublicationRecord) {
+    this.record = record;
+  }
+
+  encoded<T>(encoder: Encoder<T>): T {
+    let value = this.#cache[encoder.slot];
+    if (value === undefined) {
+      value = encoder.encode(this.record);
+      this.#cache[encoder.slot] = value;
+    }
+    return value as T;
+  }
+}

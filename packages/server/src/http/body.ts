@@ -1,0 +1,28 @@
+/** Reads a JSON request body with a byte limit, refusing early on a too-large Content-Length. */
+import type { IncomingMessage } from 'node:http';
+import { HeraldError } from '@herald/protocol';
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    req.resume();
+    throw new HeraldError('too_large', `request body is larger than ${maxBytes} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      req.resume();
+      throw new HeraldError('too_large', `request body is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.length === 0) throw new HeraldError('bad_request', 'request body is empty; expected a JSON object');
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HeraldError('bad_request', 'request body is not valid JSON');
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * Composes the hub: the core, the three transports, the server API, health and metrics on one
+ * `node:http` server, plus the sweeps that end expired tokens and the graceful drain.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CloseCode, HeraldError } from '@herald/protocol';
+import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { ApiKey } from './auth/api-key.js';
+import { isOriginAllowed, originPolicy } from './auth/origin.js';
+import { TokenVerifier } from './auth/tokens.js';
+import { MemoryBroker } from './broker/memory-broker.js';
+import { Hub } from './core/hub.js';
+import { Admission } from './http/admission.js';
+import { ApiRoutes } from './http/api.js';
+import { refuseUpgrade, sendError, sendJson, sendThrown } from './http/respond.js';
+import { createMetrics } from './metrics.js';
+import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './options.js';
+import { MemoryPresence } from './presence/memory-presence.js';
+import { corsHeaders, type TransportContext } from './transports/context.js';
+import { PollTransport } from './transports/poll.js';
+import { SseTransport } from './transports/sse.js';
+import { WebSocketTransport } from './transports/websocket.js';
+
+/** Frames may exceed the largest `data` by this much: room for the command around it. */
+const FRAME_OVERHEAD_BYTES = 16 * 1024;
+/** How long a drain waits for told clients to go before it cuts their sockets. */
+const DRAIN_GOODBYE_MS = 2_000;
+
+export interface DrainOptions {
+  /** Sessions told to reconnect per batch. Default 500. */
+  readonly batchSize?: number;
+  /** Pause between batches, so reconnects spread over the other nodes. Default 50 ms. */
+  readonly pauseMs?: number;
+}
+
+/** Shared by every upgraded socket rather than a closure each. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+export class HeraldServer {
+  readonly hub: Hub;
+  /** Plain HTTP/1.1, or with `tls` an HTTPS server speaking HTTP/2 and HTTP/1.1 (upgrades come over 1.1). */
+  readonly httpServer: Server | Http2SecureServer;
+  readonly metrics: Registry;
+  readonly options: Readonly<ResolvedOptions>;
+  readonly logger: Logger;
+  /** Extra upgrade handlers by path (the Socket.IO adapter uses `/socket.io/`). */
+  readonly #upgradeHandlers = new Map<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
+  /** Extra HTTP routes added at run time (integrations), tried before the server API; see `addRoutes`. */
+  readonly #routeHandlers: Array<NonNullable<HeraldOptions['routes']>> = [];
+  readonly #ctx: TransportContext;
+  readonly #ws: WebSocketTransport;
+  readonly #sse: SseTransport;
+  readonly #poll: PollTransport;
+  readonly #api: ApiRoutes;
+  /** Per-address and hub-wide limits on new connections (HTTP 429 before any upgrade or stream). */
+  readonly #admission: Admission;
+  /** TLS sockets of the HTTPS server, which has no closeAllConnections() to end them on drain. */
+  readonly #tlsSockets = new Set<Duplex>();
+  #expirySweep: NodeJS.Timeout | undefined;
+  #draining: Promise<void> | undefined;
+
+  constructor(options: HeraldOptions) {
+    const o = resolveOptions(options);
+    this.options = o;
+    this.logger = o.logger ?? pino({ level: 'silent' });
+    const broker = o.broker ?? new MemoryBroker({ size: o.historySize, ttlSeconds: o.historyTtlSeconds });
+    this.hub = new Hub({
+      broker,
+      presence: o.presence ?? new MemoryPresence(),
+      logger: this.logger,
+      limits: {
+        maxMessageBytes: o.maxMessageBytes,
+        historySize: o.historySize,
+        maxQueueBytes: o.maxQueueBytes,
+        ephemeralDropBytes: Math.floor(o.maxQueueBytes / 2),
+        maxSubscriptionsPerSession: o.maxSubscriptionsPerConnection,
+        maxSessionsPerUser: o.maxConnectionsPerUser,
+      },
+    });
+    this.#admission = new Admission({
+      maxConnectionsPerIp: o.maxConnectionsPerIp,
+      connectionRatePerIp: o.connectionRatePerIp,
+      connectionRate: o.connectionRate,
+    });
+    this.#ctx = {
+      hub: this.hub,
+      tokens: new TokenVerifier({
+        secret: o.jwtSecret,
+        leewaySeconds: o.jwtLeewaySeconds,
+        anonymousChannels: o.anonymousChannels,
+        ...(o.jwtAudience === undefined ? {} : { audience: o.jwtAudience }),
+        ...(o.jwtIssuer === undefined ? {} : { issuer: o.jwtIssuer }),
+      }),
+      origins: originPolicy(o.origins),
+      logger: this.logger,
+      tokenCookie: o.tokenCookie,
+      pingIntervalSeconds: o.pingIntervalSeconds,
+      sseRetryMs: o.sseRetryMs,
+      ssePingSeconds: o.ssePingSeconds,
+      connectTimeoutMs: o.connectTimeoutMs,
+      commandRate: o.commandRate,
+    };
+    this.#ws = new WebSocketTransport(this.#ctx, o.maxMessageBytes + FRAME_OVERHEAD_BYTES);
+    this.#sse = new SseTransport(this.#ctx);
+    this.#poll = new PollTransport(this.#ctx);
+    this.#api = new ApiRoutes(this.#ctx, new ApiKey(o.apiKey), o.maxMessageBytes + FRAME_OVERHEAD_BYTES);
+    this.metrics = createMetrics(this.hub);
+    const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void =>
+      this.#onRequest(req, res);
+    // With allowHTTP1, HTTP/1.1 connections on the TLS server go through node:http's own
+    // connection handling, which reads these timeout fields from the server object too.
+    // Node enforces headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
+    // default): a slowloris client would otherwise keep its socket for the timeout plus up to 30 s.
+    const server: Server | Http2SecureServer =
+      o.tls === undefined
+        ? createServer({ connectionsCheckingInterval: 1_000 }, onRequest)
+        : createSecureServer({ allowHTTP1: true, cert: o.tls.cert, key: o.tls.key }, onRequest);
+    // Slow or silent clients must not hold sockets open: bounded time to send headers and request.
+    Object.assign(server, { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 });
+    if (o.tls !== undefined) {
+      server.on('secureConnection', (socket: Duplex) => {
+        this.#tlsSockets.add(socket);
+        socket.once('close', () => this.#tlsSockets.delete(socket));
+      });
+    }
+    this.httpServer = server;
+    this.httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#onUpgrade(req, socket, head),
+    );
+    this.httpServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // Say which limit was hit where HTTP has a status for it; any other parse error is a 400.
+      const status =
+        error.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      else socket.destroy();
+    });
+  }
+
+  /** Starts the hub and its broker, then listens. Resolves with the bound address. */
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await this.hub.start();
+    this.#expirySweep = setInterval(() => this.#endExpired(), 1_000).unref();
+    await new Promise<void>((resolve, reject) => {
+      this.httpServer.once('error', reject);
+      this.httpServer.listen(port, host, () => {
+        this.httpServer.off('error', reject);
+        resolve();
+      });
+    });
+    return this.httpServer.address() as AddressInfo;
+  }
+
+  /** What transports share (core, token checks, origin policy); for transport plugins like Socket.IO. */
+  get context(): TransportContext {
+    return this.#ctx;
+  }
+
+  /** Lets another protocol (Socket.IO) take upgrades under a path prefix. */
+  addUpgradeHandler(pathPrefix: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
+    this.#upgradeHandlers.set(pathPrefix, handler);
+  }
+
+  /**
+   * Adds HTTP routes (for example `/api/push/...` of the integrations), tried in order before the
+   * server API and the `routes` option. A handler returns true when it answered the request.
+   */
+  addRoutes(handler: NonNullable<HeraldOptions['routes']>): () => void {
+    this.#routeHandlers.push(handler);
+    return () => {
+      const i = this.#routeHandlers.indexOf(handler);
+      if (i !== -1) this.#routeHandlers.splice(i, 1);
+    };
+  }
+
+  /**
+   * Graceful stop: readiness goes 503, no new connections, every client is told to reconnect
+   * elsewhere (1001) in batches so they do not all land on the other nodes at once, then the
+   * broker closes. Publications acknowledged before this are stored; nothing in flight is lost.
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    this.#draining ??= this.#drain(options.batchSize ?? 500, options.pauseMs ?? 50);
+    return this.#draining;
+  }
+
+  async close(): Promise<void> {
+    await this.drain({ batchSize: Number.MAX_SAFE_INTEGER, pauseMs: 0 });
+  }
+
+  async #drain(batchSize: number, pauseMs: number): Promise<void> {
+    // Not ready from here on: /readyz answers 503 and new connections are refused with 503 while
+    // the listener stays open for the load balancer to see it, until the clients have gone.
+    this.hub.stopAccepting();
+    const goodbye = { code: CloseCode.GoingAway, reason: 'hub going away', reconnect: true };
+    let sessions = [...this.hub.sessions];
+    while (sessions.length > 0) {
+      for (const session of sessions.slice(0, batchSize)) this.hub.endSession(session, goodbye);
+      sessions = sessions.slice(batchSize);
+      if (sessions.length > 0 && pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+    }
+    clearInterval(this.#expirySweep);
+    this.#sse.close();
+    // Give goodbyes time to arrive: wait for the clients to close (WebSocket close handshakes, SSE
+    // responses ending), but no longer than the transports' own grace before they cut sockets.
+    const goodbyeDeadline = Date.now() + DRAIN_GOODBYE_MS;
+    await new Promise((r) => setTimeout(r, 50));
+    while ((this.#ws.size > 0 || this.#sse.size > 0) && Date.now() < goodbyeDeadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const closed = new Promise<void>((resolve) => this.httpServer.close(() => resolve()));
+    this.#ws.close();
+    await this.hub.close();
+    if ('closeAllConnections' in this.httpServer) this.httpServer.closeAllConnections();
+    for (const socket of this.#tlsSockets) socket.destroy();
+    await closed;
+  }
+
+  #endExpired(): void {
+    for (const session of [...this.hub.expiredSessions()]) {
+      this.hub.endSession(session, { code: CloseCode.TokenExpired, reason: 'token expired', reconnect: true });
+    }
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', destroyOnError);
+    // This runs in an event listener: anything thrown here would end the process. A request
+    // target like `//[` is enough to make `new URL` throw.
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://herald.invalid');
+    } catch {
+      return refuseUpgrade(socket, 'bad_request', 'the request URL is not valid');
+    }
+    // Without limits there is nothing to track: no peer-address lookup, no listener per connection.
+    if (this.#admission.enabled) {
+      const verdict = this.#admission.admit(req.socket.remoteAddress);
+      if (!verdict.ok) {
+        return refuseUpgrade(socket, 'rate_limited', verdict.reason, {
+          'Retry-After': String(verdict.retryAfterSeconds),
+        });
+      }
+      socket.once('close', verdict.release);
+    }
+    try {
+      if (url.pathname === '/ws') {
+        this.#ws.handleUpgrade(req, socket, head, url);
+        return;
+      }
+      for (const [prefix, handler] of this.#upgradeHandlers) {
+        if (url.pathname.startsWith(prefix)) return handler(req, socket, head);
+      }
+      refuseUpgrade(socket, 'not_found', `no WebSocket endpoint at ${url.pathname}`);
+    } catch (error) {
+      this.logger.error({ err: error }, 'upgrade failed');
+      socket.destroy();
+    }
+  }
+
+  /** Admission for an SSE stream or a poll: answers 429 itself and returns false when refused. */
+  #admit(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.#admission.enabled) return true;
+    const verdict = this.#admission.admit(req.socket?.remoteAddress);
+    if (!verdict.ok) {
+      sendError(res, 'rate_limited', verdict.reason, {
+        'Retry-After': String(verdict.retryAfterSeconds),
+        ...corsHeaders(req, this.#ctx.origins),
+      });
+      return false;
+    }
+    res.once('close', verdict.release);
+    return true;
+  }
+
+  #onRequest(h2req: IncomingMessage | Http2ServerRequest, h2res: ServerResponse | Http2ServerResponse): void {
+    // HTTP/2 requests come as node:http2 compat objects, which offer what the routes use (headers,
+    // method, url, body stream, writeHead/write/end, writableLength, 'close'). HTTP/2 carries the
+    // host in `:authority`: copy it to `host` so the same-host origin check works alike.
+    const authority = h2req.headers[':authority'];
+    if (h2req.httpVersionMajor === 2 && h2req.headers.host === undefined && typeof authority === 'string') {
+      h2req.headers.host = authority;
+    }
+    const req = h2req as IncomingMessage;
+    const res = h2res as ServerResponse;
+    this.#route(req, res).catch((error: unknown) => {
+      if (!(error instanceof HeraldError)) this.logger.error({ err: error }, 'request failed');
+      sendThrown(res, error);
+    });
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://herald.invalid');
+    } catch {
+      return sendError(res, 'bad_request', 'the request URL is not valid');
+    }
+    const path = url.pathname;
+    if (req.method === 'OPTIONS' && (path === '/sse' || path === '/poll' || path.startsWith('/api/'))) {
+      return this.#preflight(req, res);
+    }
+    switch (path) {
+      case '/healthz':
+        return sendJson(res, 200, '{"status":"ok"}');
+      case '/readyz':
+        return this.hub.ready
+          ? sendJson(res, 200, '{"status":"ready"}')
+          : sendError(res, 'not_ready', 'the hub is starting, draining or has lost its broker');
+      case '/metrics': {
+        const text = await this.metrics.metrics();
+        res.writeHead(200, { 'Content-Type': this.metrics.contentType });
+        res.end(text);
+        return;
+      }
+      case '/sse':
+        if (req.method !== 'GET') return sendError(res, 'method_not_allowed', 'use GET');
+        if (!this.#admit(req, res)) return;
+        return this.#sse.handle(req, res, url);
+      case '/poll':
+        if (req.method !== 'GET') return sendError(res, 'method_not_allowed', 'use GET');
+        if (!this.#admit(req, res)) return;
+        return this.#poll.handle(req, res, url);
+      case '/ws':
+        return sendError(res, 'bad_request', 'this endpoint needs a WebSocket upgrade');
+    }
+    for (const handler of this.#routeHandlers) if (await handler(req, res, url)) return;
+    if (path.startsWith('/api/')) return this.#api.handle(req, res, url);
+    if (this.options.routes !== undefined && (await this.options.routes(req, res, url))) return;
+    sendError(res, 'not_found', `no route for ${req.method ?? 'GET'} ${path}`);
+  }
+
+  #preflight(req: IncomingMessage, res: ServerResponse): void {
+    if (!isOriginAllowed(this.#ctx.origins, req.headers.origin, req.headers.host)) {
+      return sendError(res, 'origin_not_allowed', 'this origin is not allowed');
+    }
+    res.writeHead(204, {
+      ...corsHeaders(req, this.#ctx.origins),
+      'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE, OPTIONS',
+      'Access-Control-Allow-Headers': 'Authorization, Content-Type, Last-Event-ID',
+      'Access-Control-Max-Age': '600',
+    });
+    res.end();
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Server-Sent Events (PROTOCOL.md section 6): a dumb pipe from a session to a text/event-stream.
+ * The one SSE-specific idea is the cursor in every `id:` line: it holds the position of every
+ * channel of the connection, so a native EventSource resumes all of them by itself.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { CloseCode, cursorEntry, type ClientInfo, type DisconnectInfo } from '@herald/protocol';
+import type { PublicationRecord } from '../broker/broker.js';
+import { defineEncoder, type Delivery } from '../core/delivery.js';
+import type { Session, SessionTransport, Subscription } from '../core/session.js';
+import { sendThrown } from '../http/respond.js';
+import { corsHeaders, disconnectJson, type TransportContext } from './context.js';
+import { drained } from './drain.js';
+import { parseStreamRequest } from './stream-request.js';
+import { writeBatched } from './tick-batch.js';
+import { channelsJson, subscribeAll } from './subscribe-all.js';
+
+/** `event:` and `data:` lines of a publication: the same bytes for every SSE subscriber. */
+const sseBody = defineEncoder((record: PublicationRecord): string =>
+  record.event === undefined ? `data: ${record.json}\n\n` : `event: ${record.event}\ndata: ${record.json}\n\n`,
+);
+
+/** The whole event for connections with a single channel, whose cursor depends only on the publication. */
+const sseSingleChannelEvent = defineEncoder((record: PublicationRecord): Buffer =>
+  Buffer.from(
+    record.offset === 0
+      ? sseBody.encode(record)
+      : `id: h1${cursorEntry(record.channel, record.offset, record.epoch)}\n${sseBody.encode(record)}`,
+  ),
+);
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * The same event framed as one HTTP/1.1 chunk (`<hex length>CRLF<event>CRLF`). `res.write` would
+ * frame it per subscriber in four socket writes; written whole, fan-out is one write per
+ * subscriber (see SseStream.#chunkedSocket for when that is allowed).
+ */
+const sseSingleChannelChunk = defineEncoder((record: PublicationRecord): Buffer => {
+  const event = sseSingleChannelEvent.encode(record);
+  return Buffer.concat([Buffer.from(`${event.length.toString(16)}\r\n`), event, CRLF]);
+});
+
+const PING = Buffer.from(': ping\n\n');
+/** How long a stream that was told to go may keep its socket, so the goodbye can still arrive. */
+const END_GRACE_MS = 2_000;
+/** How long a replay waits for a client that stopped taking it before ending it as a slow consumer. */
+const REPLAY_DRAIN_MS = 10_000;
+
+/** Each response points to its stream, so that all streams share one 'close' listener. */
+const STREAM = Symbol('herald.sseStream');
+
+/**
+ * The response's 'close' means the client went away, on HTTP/1.1 (the socket closed) and on
+ * HTTP/2 (the stream was reset or its session ended) alike; the socket is shared on HTTP/2.
+ * Shared rather than a closure per stream: idle streams are most of what a hub holds.
+ */
+function onResponseClose(this: ServerResponse): void {
+  (this as ServerResponse & { [STREAM]?: SseStream })[STREAM]?.clientClosed();
+}
+
+class SseStream implements SessionTransport {
+  readonly kind = 'sse' as const;
+  readonly res: ServerResponse;
+  readonly #ctx: TransportContext;
+  /** HTTP/2 streams share their TLS socket with other streams: only the stream's own queue counts. */
+  readonly #http2: boolean;
+  /** The transport's open streams; this one leaves it when the client goes. */
+  readonly #registry: Set<SseStream>;
+  session: Session | undefined;
+  #ended = false;
+
+  constructor(res: ServerResponse, ctx: TransportContext, http2: boolean, registry: Set<SseStream>) {
+    this.res = res;
+    this.#ctx = ctx;
+    this.#http2 = http2;
+    this.#registry = registry;
+    (res as ServerResponse & { [STREAM]?: SseStream })[STREAM] = this;
+  }
+
+  clientClosed(): void {
+    this.#registry.delete(this);
+    if (this.session !== undefined) {
+      this.#ctx.hub.endSession(this.session, { code: CloseCode.Normal, reason: 'client closed', reconnect: false });
+    }
+  }
+
+  /** On HTTP/1.1 `writableLength` already includes the socket's own buffer; on HTTP/2 it is the stream's. */
+  bufferedBytes(): number {
+    return this.res.writableLength;
+  }
+
+  writePublication(delivery: Delivery, sub: Subscription): void {
+    // Ephemeral publications carry no id, and a single channel's cursor depends only on the
+    // publication: the same bytes for every such subscriber, encoded once per publication.
+    if (delivery.record.offset === 0 || sub.session.subscriptions.size === 1) {
+      const socket = this.#chunkedSocket();
+      if (socket !== undefined) writeBatched(socket, delivery.encoded(sseSingleChannelChunk));
+      else this.res.write(delivery.encoded(sseSingleChannelEvent));
+    } else {
+      this.res.write(`id: ${cursorOf(sub.session)}\n${delivery.encoded(sseBody)}`);
+    }
+  }
+
+  /**
+   * The socket, when this response is an HTTP/1.1 chunked stream whose header is out and that
+   * writes straight to its socket (nothing queued inside the response): then a prebuilt chunk
+   * written to the socket is exactly what `res.write` would have sent, in the same order as the
+   * response's own writes. Otherwise (HTTP/1.0, HTTP/2, ended) undefined, and `res.write` is used.
+   */
+  #chunkedSocket(): Duplex | undefined {
+    const res = this.res;
+    const socket = res.socket;
+    if (socket === null || this.#http2 || !res.chunkedEncoding || res.writableEnded || socket.destroyed) {
+      return undefined;
+    }
+    return res.writableLength === socket.writableLength ? socket : undefined;
+  }
+
+  writeJoinLeave(kind: 'join' | 'leave', channel: string, client: ClientInfo): void {
+    this.res.write(`event: herald.${kind}\ndata: ${JSON.stringify({ channel, client })}\n\n`);
+  }
+
+  /** A stream cannot drop one channel and keep its cursor honest: it ends, and the reconnect resumes. */
+  writeUnsubscribed(): void {
+    const session = this.session;
+    if (session === undefined || session.closed) return;
+    this.#ctx.hub.endSession(session, {
+      code: CloseCode.InsufficientState,
+      reason: 'insufficient state',
+      reconnect: true,
+    });
+  }
+
+  end(info: DisconnectInfo): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const res = this.res;
+    if (res.writableEnded || res.destroyed) return;
+    if (!res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.end(`event: herald.disconnect\ndata: ${disconnectJson(info)}\n\n`);
+    // A client that stopped reading never drains the goodbye: free its buffers after a grace period.
+    setTimeout(() => res.destroy(), END_GRACE_MS).unref();
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  ping(): void {
+    if (!this.#ended) this.res.write(PING);
+  }
+}
+
+/** The cursor of a multi-channel connection: every channel's position, in subscription order. */
+function cursorOf(session: Session): string {
+  let cursor = 'h1';
+  for (const sub of session.subscriptions.values()) cursor += cursorEntry(sub.channel, sub.offset, sub.epoch);
+  return cursor;
+}
+
+export class SseTransport {
+  readonly #ctx: TransportContext;
+  readonly #streams = new Set<SseStream>();
+  readonly #pinger: NodeJS.Timeout;
+
+  constructor(ctx: TransportContext) {
+    this.#ctx = ctx;
+    this.#pinger = setInterval(() => {
+      for (const stream of this.#streams) stream.ping();
+    }, ctx.ssePingSeconds * 1000).unref();
+  }
+
+  close(): void {
+    clearInterval(this.#pinger);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const ctx = this.#ctx;
+    const cors = corsHeaders(req, ctx.origins);
+    const headerCursor = req.headers['last-event-id'];
+    const cursorText =
+      typeof headerCursor === 'string' && headerCursor !== ''
+        ? headerCursor
+        : (url.searchParams.get('lastEventId') ?? undefined);
+    let request;
+    try {
+      request = await parseStreamRequest(ctx, req, url, cursorText);
+    } catch (error) {
+      sendThrown(res, error, cors);
+      return;
+    }
+    const http2 = req.httpVersionMajor === 2;
+    const stream = new SseStream(res, ctx, http2, this.#streams);
+    const session = ctx.hub.openSession(stream, request.credentials);
+    stream.session = session;
+    res.on('close', onResponseClose);
+    let outcomes;
+    try {
+      outcomes = await subscribeAll(ctx.hub, session, request, true);
+    } catch (error) {
+      res.off('close', onResponseClose);
+      ctx.hub.endSession(session, { code: CloseCode.Normal, reason: 'refused', reconnect: false });
+      sendThrown(res, error, cors);
+      return;
+    }
+    if (session.closed) return;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      'X-Accel-Buffering': 'no',
+      // HTTP/2 forbids connection-specific headers; its streams are kept open by the session.
+      ...(http2 ? {} : { Connection: 'keep-alive' }),
+      ...cors,
+    });
+    if (!http2) res.socket?.setNoDelay(true);
+    // The connected event carries the starting cursor, so a reconnect before the first publication
+    // still resumes from here instead of from "now" (an extension: PROTOCOL.md only requires it on publications).
+    // A channel with a replay starts right before its first replayed publication: an id must never
+    // claim a publication that has not been sent yet, or a drop during the replay would leave a gap.
+    const start = new Map(
+      outcomes.map((o) => {
+        const first = o.publications[0];
+        return [o.channel, first === undefined ? o.position : { offset: first.offset - 1, epoch: first.epoch }];
+      }),
+    );
+    const replay = outcomes.flatMap((o) => o.publications);
+    let head = `retry: ${ctx.sseRetryMs}\n\n`;
+    head += `id: ${cursorFrom(start)}\nevent: herald.connected\n`;
+    head += `data: {"clientId":"${session.id}","channels":${channelsJson(outcomes)}}\n\n`;
+    res.write(head);
+    for (const record of replay) {
+      // The replay obeys the queue bound (guarantee 4): a client resuming from far back that does
+      // not read would otherwise pin its whole replay in the hub. Past the bound the replay waits
+      // for the client to take what it has (live publications are held meanwhile, bounded); one
+      // that takes nothing for REPLAY_DRAIN_MS ends with 4004 and resumes from its last event.
+      if (stream.bufferedBytes() > ctx.hub.limits.maxQueueBytes) {
+        const taken = await drained(res, REPLAY_DRAIN_MS);
+        if (session.closed) return;
+        if (!taken) {
+          ctx.hub.stats.slowConsumerDisconnects++;
+          ctx.hub.endSession(session, { code: CloseCode.SlowConsumer, reason: 'slow consumer', reconnect: true });
+          return;
+        }
+      }
+      start.set(record.channel, { offset: record.offset, epoch: record.epoch });
+      res.write(`id: ${cursorFrom(start)}\n${sseBody.encode(record)}`);
+    }
+    this.#streams.add(stream);
+    for (const outcome of outcomes) ctx.hub.activate(outcome.subscription);
+  }
+
+  /** Streams still open (drain uses it to end them in batches). */
+  get size(): number {
+    return this.#streams.size;
+  }
+}
+
+function cursorFrom(positions: ReadonlyMap<string, { offset: number; epoch: string }>): string {
+  let cursor = 'h1';
+  for (const [channel, p] of positions) cursor += cursorEntry(channel, p.offset, p.epoch);
+  return cursor;
+}

@@ -1,0 +1,285 @@
+/**
+ * Serves Socket.IO clients (Engine.IO v4, Socket.IO protocol v5; long-polling, WebSocket and the
+ * upgrade between them) on the hub's own port, under `/socket.io/`.
+ *
+ * The `socket.io` package does the protocol; this module only routes to it. It does not use
+ * engine.io's `attach()`, which would put a second `upgrade` listener next to the hub's (the hub
+ * refuses unknown upgrade paths, so both would answer). Instead the engine is created unattached,
+ * upgrades come through `HeraldServer.addUpgradeHandler`, and requests under the path are taken
+ * before the hub's router. Origins, readiness and tokens follow the hub's own rules.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import { HeraldError, type ErrorCode } from '@herald/protocol';
+import {
+  authenticate,
+  isOriginAllowed,
+  type Credentials,
+  type HeraldServer,
+  type TransportContext,
+} from '@herald/server';
+import type { Server as EngineServer, ServerOptions as EngineOptions, Socket as EngineSocket } from 'engine.io';
+import { Server as SocketIoServer, type Socket } from 'socket.io';
+import { SocketIoConnection } from './connection.js';
+import { HERALD_EVENTS, type ConnectErrorData } from './events.js';
+import { Wire } from './wire.js';
+
+export type SocketIoTransportName = 'polling' | 'websocket';
+
+export interface SocketIoOptions {
+  /** URL path prefix. Default `/socket.io/` (what Socket.IO clients use unless told otherwise). */
+  readonly path?: string;
+  /** Engine.IO transports offered. Default both, polling first with the upgrade to WebSocket. */
+  readonly transports?: readonly SocketIoTransportName[];
+  /** Milliseconds Engine.IO waits for a pong before it drops the client. Default 20000. */
+  readonly pingTimeoutMs?: number;
+}
+
+export interface SocketIoAttachment {
+  /** The socket.io server, for inspection; Herald owns its `/` namespace and its middleware. */
+  readonly io: SocketIoServer;
+  /** Ends every Socket.IO connection and stops taking new ones (the hub's drain does this too). */
+  close(): void;
+}
+
+/** Frames and poll bodies may exceed the largest `data` by this much, as on the hub's WebSocket. */
+const PACKET_OVERHEAD_BYTES = 16 * 1024;
+
+/** Where the `engine.io` that `socket.io` itself uses lives, whatever the install layout. */
+const engineIo = createRequire(createRequire(import.meta.url).resolve('socket.io'))('engine.io') as {
+  Server: new (options: EngineOptions) => EngineServer;
+};
+
+interface Resolved {
+  readonly path: string;
+  readonly transports: SocketIoTransportName[];
+  readonly pingTimeoutMs: number;
+}
+
+function resolve(options: SocketIoOptions): Resolved {
+  const path = options.path ?? '/socket.io/';
+  if (!/^\/[A-Za-z0-9._~\-/]*\/$/.test(path)) {
+    throw new TypeError('Invalid option "path": must start and end with "/" (e.g. "/socket.io/")');
+  }
+  const transports = [...(options.transports ?? ['polling', 'websocket'])];
+  if (transports.length === 0 || !transports.every((t) => t === 'polling' || t === 'websocket')) {
+    throw new TypeError('Invalid option "transports": a non-empty list of "polling" and "websocket"');
+  }
+  const pingTimeoutMs = options.pingTimeoutMs ?? 20_000;
+  if (!Number.isInteger(pingTimeoutMs) || pingTimeoutMs < 1000 || pingTimeoutMs > 600_000) {
+    throw new TypeError('Invalid option "pingTimeoutMs": must be an integer from 1000 to 600000');
+  }
+  return { path, transports, pingTimeoutMs };
+}
+
+export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = {}): SocketIoAttachment {
+  const o = resolve(options);
+  const ctx = server.context;
+  const hub = ctx.hub;
+
+  const engine = new engineIo.Server({
+    transports: o.transports,
+    allowUpgrades: o.transports.length > 1,
+    pingInterval: ctx.pingIntervalSeconds * 1000,
+    pingTimeout: o.pingTimeoutMs,
+    maxHttpBufferSize: hub.limits.maxMessageBytes + PACKET_OVERHEAD_BYTES,
+    // Per-message compression would make engine.io frame each packet per client; long-poll
+    // compression would hide bytes from the queue bound. Both off, as on the hub's WebSocket.
+    perMessageDeflate: false,
+    httpCompression: false,
+    allowEIO3: false,
+    // CORS headers only for origins the hub's policy allows (others are refused before this).
+    cors: (req, callback) =>
+      callback(null, {
+        origin: isOriginAllowed(ctx.origins, req.headers.origin, req.headers.host),
+        // Under `origins: *` no site may read answers made with another user's cookies.
+        credentials: ctx.origins.kind !== 'any',
+      }),
+  });
+  const io = new SocketIoServer({
+    path: o.path.slice(0, -1),
+    serveClient: false,
+    connectTimeout: ctx.connectTimeoutMs,
+  });
+  io.bind(engine);
+
+  // ---- which socket carries each connection's writes (for the queue bound, wire.ts) ----------
+  const sidOf = new WeakMap<IncomingMessage, string>();
+  const handshakeSocket = new WeakMap<IncomingMessage, Duplex>();
+  const wires = new Map<string, Wire>();
+  const wireOf = new WeakMap<EngineSocket, Wire>();
+  engine.generateId = (req: IncomingMessage): string => {
+    const sid = randomBytes(15).toString('base64url');
+    sidOf.set(req, sid);
+    return sid;
+  };
+  engine.on('connection', (conn: EngineSocket) => {
+    const sid = sidOf.get(conn.request);
+    const wire = new Wire(conn, handshakeSocket.get(conn.request) ?? conn.request.socket);
+    wireOf.set(conn, wire);
+    if (sid === undefined) return;
+    wires.set(sid, wire);
+    conn.once('close', () => wires.delete(sid));
+  });
+
+  // ---- routing -------------------------------------------------------------------------------
+  const http = server.httpServer;
+  const hubListeners = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+  http.removeAllListeners('request');
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith(o.path) === true) return onRequest(req, res);
+    for (const listener of hubListeners) listener.call(http, req, res);
+  });
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // HTTP/2 (the hub with TLS) carries the host in `:authority`; the same-host origin check needs it.
+    const authority = req.headers[':authority'];
+    if (req.headers.host === undefined && typeof authority === 'string') req.headers.host = authority;
+    const refusal = refuse(req);
+    if (refusal !== undefined) return sendError(res, refusal);
+    const sid = querySid(req.url);
+    if (sid !== undefined && req.method === 'GET') wires.get(sid)?.polling(req.socket);
+    engine.handleRequest(req, res);
+  }
+
+  server.addUpgradeHandler(o.path, (req, socket, head) => {
+    const refusal = o.transports.includes('websocket')
+      ? refuse(req)
+      : new HeraldError('not_found', 'no WebSocket here');
+    if (refusal !== undefined) return refuseUpgrade(socket, refusal);
+    const sid = querySid(req.url);
+    if (sid === undefined) handshakeSocket.set(req, socket);
+    else wires.get(sid)?.upgrading(socket);
+    engine.handleUpgrade(req, socket, head);
+  });
+
+  /** Origin on every request (as for /ws and /sse); readiness for new connections only. */
+  function refuse(req: IncomingMessage): HeraldError | undefined {
+    if (!isOriginAllowed(ctx.origins, req.headers.origin, req.headers.host)) {
+      return new HeraldError('origin_not_allowed', 'this origin is not allowed');
+    }
+    if (querySid(req.url) === undefined && !hub.ready) {
+      return new HeraldError('not_ready', 'the hub is not accepting connections');
+    }
+    return undefined;
+  }
+
+  // ---- authentication: Socket.IO middleware, so a refusal is the client's `connect_error` ----
+  io.use((socket, next) => {
+    const verify = async (): Promise<Credentials> => {
+      const token = tokenOf(socket, ctx);
+      if (token === null) {
+        hub.stats.authFailures++;
+        throw new HeraldError('unauthorized', 'auth.token must be a string');
+      }
+      const credentials = await authenticate(ctx, token);
+      hub.admitUser(credentials.userId);
+      return credentials;
+    };
+    verify().then(
+      (credentials) => {
+        (socket.data as { credentials?: Credentials }).credentials = credentials;
+        next();
+      },
+      (error: unknown) => next(connectError(error)),
+    );
+  });
+
+  io.on('connection', (socket: Socket) => {
+    const credentials = (socket.data as { credentials?: Credentials }).credentials;
+    const wire = wireOf.get(socket.conn);
+    if (credentials === undefined || wire === undefined || !socket.connected) {
+      socket.disconnect(true);
+      return;
+    }
+    if (!hub.ready) {
+      // Draining or broker lost between the handshake and here: a transport close makes the client retry.
+      socket.conn.close();
+      return;
+    }
+    const connection = new SocketIoConnection(ctx, socket, wire);
+    let session;
+    try {
+      session = hub.openSession(connection, credentials);
+    } catch (error) {
+      // The per-user cap, reached between the middleware and here.
+      socket.emit(HERALD_EVENTS.error, { event: 'connect', ...connectError(error).data });
+      socket.disconnect(true);
+      return;
+    }
+    connection.start(session);
+  });
+
+  const close = (): void => {
+    engine.close();
+  };
+  http.once('close', close);
+  return { io, close };
+}
+
+/**
+ * The token: `auth.token` in the handshake, else `Authorization: Bearer`, else the configured
+ * cookie; undefined when there is none (anonymous), null when `auth.token` is not a string.
+ */
+function tokenOf(socket: Socket, ctx: TransportContext): string | undefined | null {
+  const auth = socket.handshake.auth as Record<string, unknown> | undefined;
+  const fromAuth = auth?.token;
+  if (fromAuth !== undefined && fromAuth !== null) return typeof fromAuth === 'string' ? fromAuth : null;
+  const header = socket.handshake.headers.authorization;
+  const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+  if (bearer !== undefined) return bearer;
+  if (ctx.tokenCookie !== undefined) return cookie(socket.handshake.headers.cookie, ctx.tokenCookie);
+  return undefined;
+}
+
+function cookie(header: string | undefined, name: string): string | undefined {
+  for (const part of header?.split(';') ?? []) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return part.slice(eq + 1).trim();
+      }
+    }
+  }
+  return undefined;
+}
+
+function connectError(error: unknown): Error & { data: ConnectErrorData } {
+  const e = error instanceof HeraldError ? error : new HeraldError('internal', 'internal error');
+  return Object.assign(new Error(e.message), { data: { code: e.code, message: e.message } });
+}
+
+function querySid(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (url === undefined || q === -1) return undefined;
+  return new URLSearchParams(url.slice(q + 1)).get('sid') ?? undefined;
+}
+
+function sendError(res: ServerResponse, error: HeraldError): void {
+  const body = JSON.stringify({ error: error.toWire() });
+  res.writeHead(error.status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+function refuseUpgrade(socket: Duplex, error: HeraldError): void {
+  const body = JSON.stringify({ error: error.toWire() });
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.code] ?? 'Error'}\r\nConnection: close\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+const STATUS_TEXT: Partial<Record<ErrorCode, string>> = {
+  origin_not_allowed: 'Forbidden',
+  not_ready: 'Service Unavailable',
+  not_found: 'Not Found',
+};

@@ -1,0 +1,4 @@
+/** The Redis server restarts under load (a private instance on a spare port): see scenarios.ts. */
+import { brokerRestartScenario } from './scenarios.ts';
+
+brokerRestartScenario('redis');

@@ -1,0 +1,91 @@
+/**
+ * A TCP proxy on loopback that tests use to cut connections (network failures) and to refuse
+ * WebSocket upgrades (a proxy that blocks them), without touching the hub.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export interface ProxyOptions {
+  /** Answer HTTP upgrade requests with 403 instead of forwarding them. */
+  readonly refuseUpgrades?: boolean;
+}
+
+export class TcpProxy {
+  readonly #server: Server;
+  readonly #pairs = new Set<[Socket, Socket]>();
+  #target: { host: string; port: number };
+  refuseUpgrades: boolean;
+  port = 0;
+
+  constructor(targetPort: number, options: ProxyOptions = {}, targetHost = '127.0.0.1') {
+    this.#target = { host: targetHost, port: targetPort };
+    this.refuseUpgrades = options.refuseUpgrades ?? false;
+    this.#server = createServer((client) => this.#accept(client));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+    return this.port;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Sends new connections elsewhere (a hub restarted on another port). */
+  retarget(port: number, host = '127.0.0.1'): void {
+    this.#target = { host, port };
+  }
+
+  /** Cuts every open connection, as a network failure would. */
+  cutAll(): number {
+    const n = this.#pairs.size;
+    for (const [a, b] of this.#pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    this.#pairs.clear();
+    return n;
+  }
+
+  get connections(): number {
+    return this.#pairs.size;
+  }
+
+  async close(): Promise<void> {
+    this.cutAll();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(client: Socket): void {
+    client.on('error', () => client.destroy());
+    if (!this.refuseUpgrades) return this.#pipe(client, undefined);
+    // Peek at the request head to refuse upgrades, like a proxy without WebSocket support.
+    client.once('data', (head: Buffer) => {
+      const text = head.toString('latin1');
+      if (/^upgrade:\s*websocket/im.test(text)) {
+        client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      this.#pipe(client, head);
+    });
+  }
+
+  #pipe(client: Socket, head: Buffer | undefined): void {
+    const upstream = connect(this.#target);
+    const pair: [Socket, Socket] = [client, upstream];
+    this.#pairs.add(pair);
+    const drop = (): void => {
+      this.#pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', drop);
+    client.on('error', drop);
+    client.on('close', drop);
+    upstream.on('close', drop);
+    if (head !== undefined) upstream.write(head);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+}
