@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { RestartableAt } from '../support/hub-restart.ts';
 import { requireService } from '../support/services.ts';
 import { launchBrowser, runScript, screenshot, startSite, watchErrors } from './support.ts';
 
@@ -17,8 +18,7 @@ const SCRIPT = 'examples/order-tracking/publish-status.mjs';
 
 test('order tracking: live statuses, also across a hub restart', { timeout: 90_000 }, async (t) => {
   if (!(await requireService(t, 'chromium'))) return;
-  let site = await startSite();
-  const port = site.port;
+  const site = await RestartableAt.start(() => startSite());
   cleanup.push(() => site.close());
   const env = { HERALD_URL: site.url };
 
@@ -45,7 +45,7 @@ test('order tracking: live statuses, also across a hub restart', { timeout: 90_0
   assert.equal(await page.textContent('#current-detail'), 'Two parcels');
 
   // The hub goes away; the shop publishes "shipped" meanwhile; the script keeps trying.
-  await site.close();
+  await site.down();
   await page.waitForSelector('#conn:not([data-state="connected"])');
   const shipped = runScript(SCRIPT, ['7731', 'shipped'], env);
   const deadline = Date.now() + 10_000;
@@ -53,7 +53,7 @@ test('order tracking: live statuses, also across a hub restart', { timeout: 90_0
     assert.ok(Date.now() < deadline, `the script did not retry: ${shipped.output()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  site = await startSite(port);
+  await site.up();
   assert.equal(await shipped.exited, 0, shipped.output());
 
   // The page resumes, learns its old stream is gone (recovered: false), reads the new one.

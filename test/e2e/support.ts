@@ -24,12 +24,12 @@ export interface Site {
   close(): Promise<void>;
 }
 
-/** A hub serving the pages like `herald serve` does, demo tokens on. `port` 0 picks one. */
-export async function startSite(port = 0, options: Partial<HeraldOptions> = {}): Promise<Site> {
+/** A hub serving the pages like `herald serve` does, demo tokens on, on a loopback port of its own. */
+export async function startSite(options: Partial<HeraldOptions> = {}): Promise<Site> {
   ensureClientBundle();
   const site = pages({ apiKey: API_KEY, jwtSecret: JWT_SECRET, admin: true, demo: true });
   const server = new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, routes: site.routes, ...options });
-  const address = await server.listen(port, '127.0.0.1');
+  const address = await server.listen(0, '127.0.0.1');
   site.attach(server);
   return {
     server,

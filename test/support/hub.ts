@@ -49,8 +49,11 @@ export async function token(claims: TokenClaims = {}): Promise<string> {
   return jwt.sign(new TextEncoder().encode(secret));
 }
 
+/** Anything with the hub's base URL: a TestHub, or the stable front of a restartable one. */
+export type HubAddress = Pick<TestHub, 'url'>;
+
 export async function api(
-  hub: TestHub,
+  hub: HubAddress,
   method: string,
   path: string,
   body?: unknown,
@@ -72,7 +75,7 @@ export async function api(
 }
 
 export async function publish(
-  hub: TestHub,
+  hub: HubAddress,
   channel: string,
   data: unknown,
   extra: Record<string, unknown> = {},

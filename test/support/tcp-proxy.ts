@@ -12,7 +12,8 @@ export interface ProxyOptions {
 export class TcpProxy {
   readonly #server: Server;
   readonly #pairs = new Set<[Socket, Socket]>();
-  #target: { host: string; port: number };
+  /** Undefined while paused: new connections are refused, as if nothing listened. */
+  #target: { host: string; port: number } | undefined;
   refuseUpgrades: boolean;
   port = 0;
 
@@ -32,9 +33,17 @@ export class TcpProxy {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Sends new connections elsewhere (a hub restarted on another port). */
+  /** Sends new connections elsewhere (a hub restarted on another port); ends a pause. */
   retarget(port: number, host = '127.0.0.1'): void {
     this.#target = { host, port };
+  }
+
+  /**
+   * Refuses new connections until the next `retarget`; open ones go on. Unlike pointing at a
+   * port that was free a moment ago, nothing else on the machine can start answering there.
+   */
+  pause(): void {
+    this.#target = undefined;
   }
 
   /** Cuts every open connection, as a network failure would. */
@@ -59,6 +68,8 @@ export class TcpProxy {
 
   #accept(client: Socket): void {
     client.on('error', () => client.destroy());
+    // A reset, as a closed port answers: a plain close makes fetch try again until it times out.
+    if (this.#target === undefined) return void client.resetAndDestroy();
     if (!this.refuseUpgrades) return this.#pipe(client, undefined);
     // Peek at the request head to refuse upgrades, like a proxy without WebSocket support.
     client.once('data', (head: Buffer) => {
@@ -72,6 +83,7 @@ export class TcpProxy {
   }
 
   #pipe(client: Socket, head: Buffer | undefined): void {
+    if (this.#target === undefined) return void client.resetAndDestroy();
     const upstream = connect(this.#target);
     const pair: [Socket, Socket] = [client, upstream];
     this.#pairs.add(pair);

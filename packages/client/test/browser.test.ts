@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:net';
 import { after, describe, it, type TestContext } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { publish, startHub, token, type TestHub } from '../../../test/support/hub.ts';
-import { restartHub } from '../../../test/support/hub-restart.ts';
+import { RestartableAt } from '../../../test/support/hub-restart.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH, requireService } from '../../../test/support/services.ts';
 import { TcpProxy } from '../../../test/support/tcp-proxy.ts';
 import { bundle } from '../scripts/bundle.mjs';
@@ -53,17 +52,9 @@ async function routes(req: IncomingMessage, res: ServerResponse, url: URL): Prom
   return false;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe('in Chromium', () => {
   let browser: Browser | undefined;
-  let hub: TestHub | undefined;
+  let hub: RestartableAt<TestHub> | undefined;
   const proxies: TcpProxy[] = [];
   const pages = new Map<string, Page>();
 
@@ -76,7 +67,7 @@ describe('in Chromium', () => {
   async function setup(t: TestContext): Promise<boolean> {
     if (!(await requireService(t, 'chromium'))) return false;
     browser ??= await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
-    hub ??= await startHub({ routes });
+    hub ??= await RestartableAt.start(() => startHub({ routes }));
     return true;
   }
 
@@ -152,7 +143,7 @@ describe('in Chromium', () => {
     if (!(await setup(t))) return;
     const names = ['ws', 'sse'].filter((n) => pages.has(n));
     assert.equal(names.length, 2, 'the two pages of the tests before');
-    hub = await restartHub(hub!, { routes });
+    await hub!.restart();
     for (const name of names) {
       await waitFor(
         pages.get(name)!,
@@ -161,8 +152,8 @@ describe('in Chromium', () => {
       );
     }
     for (let i = 4; i <= 6; i++) {
-      await publish(hub, 'browser:ws', { i });
-      await publish(hub, 'browser:sse', { i });
+      await publish(hub!, 'browser:ws', { i });
+      await publish(hub!, 'browser:sse', { i });
     }
     for (const name of names) {
       const s = await waitFor(pages.get(name)!, (s) => pubCount(s) === 6, `${name}: publications after the restart`);
@@ -179,7 +170,7 @@ describe('in Chromium', () => {
     const through = await proxy();
     const page = await open('online', through.url, { min: '200000', max: '600000' });
     await waitFor(page, (s) => s.sub === 'subscribed', 'subscribed');
-    through.retarget(await freePort());
+    through.pause();
     through.cutAll();
     await waitFor(
       page,

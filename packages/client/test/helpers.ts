@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { Herald, type ClientState, type HeraldOptions, type Subscription, type TransportName } from '@herald/client';
-import { API_KEY, type TestHub } from '../../../test/support/hub.ts';
+import { API_KEY, type HubAddress } from '../../../test/support/hub.ts';
 
 export const TRANSPORTS: readonly TransportName[] = ['websocket', 'sse', 'poll'];
 
@@ -76,7 +76,7 @@ export function assertExactlyOnceInOrder(log: Entry[]): void {
  * Publishes `{seq}` to `channel` through the server API until stopped, riding out a hub restart
  * (a failed publish is tried again after a pause). `acked` holds every acknowledged position.
  */
-export function publisher(target: () => TestHub, channel: string, pauseMs = 15) {
+export function publisher(target: () => HubAddress, channel: string, pauseMs = 15) {
   const acked: { seq: number; offset: number; epoch: string }[] = [];
   let running = true;
   let seq = 0;

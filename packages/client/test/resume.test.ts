@@ -1,13 +1,13 @@
 /**
  * Gapless resume on every transport (forced), against a real hub over real sockets: connections
- * cut by a proxy while a publisher runs, and the hub killed and restarted on the same port. The
+ * cut by a proxy while a publisher runs, and the hub killed and restarted at the same address. The
  * app must see every publication exactly once in order, or be told `recovered: false`.
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import type { ClientState } from '@herald/client';
-import { startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
-import { restartHub } from '../../../test/support/hub-restart.ts';
+import { startHub, token, until } from '../../../test/support/hub.ts';
+import { RestartableAt } from '../../../test/support/hub-restart.ts';
 import { TcpProxy } from '../../../test/support/tcp-proxy.ts';
 import {
   assertExactlyOnceInOrder,
@@ -30,7 +30,7 @@ function assertNoResync(seen: ClientState[]): void {
 
 for (const transport of TRANSPORTS) {
   describe(`resume over ${transport}`, () => {
-    const hubs: TestHub[] = [];
+    const hubs: { close(): Promise<void> }[] = [];
     const proxies: TcpProxy[] = [];
     after(async () => {
       for (const proxy of proxies) await proxy.close();
@@ -77,8 +77,8 @@ for (const transport of TRANSPORTS) {
       assertNoResync(seen);
     });
 
-    it('resumes after the hub is killed and restarted on the same port, reporting recovered: false', async () => {
-      let hub = await startHub();
+    it('resumes after the hub is killed and restarted at the same address, reporting recovered: false', async () => {
+      const hub = await RestartableAt.start(() => startHub());
       hubs.push(hub);
       const channel = `restart:${transport}`;
       const client = newClient(hub.url, { transports: [transport], token: () => token() });
@@ -89,8 +89,7 @@ for (const transport of TRANSPORTS) {
       const run = publisher(() => hub, channel);
       await until(() => pubs(log).length >= 10, 'publications before the restart', 20_000);
       const firstEpoch = sub.position!.epoch;
-      hub = await restartHub(hub);
-      hubs.push(hub);
+      await hub.restart();
       await until(() => run.acked.filter((a) => a.epoch !== firstEpoch).length >= 10, 'publications after', 20_000);
       await run.stop();
       const last = run.acked.at(-1)!;

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Broker, PresenceStore } from '@herald/server';
 import { publish, sleep, token, until } from '../../../test/support/hub.ts';
+import { RestartableAt } from '../../../test/support/hub-restart.ts';
 import { requireService } from '../../../test/support/services.ts';
 import { TcpProxy } from '../../../test/support/tcp-proxy.ts';
 import { MODES, ResumingSubscriber, SioClient, startSioHub } from './support.ts';
@@ -81,8 +82,7 @@ describe('Socket.IO resume', () => {
   });
 
   it('says recovered: false after the hub restarts on the memory broker, then goes on', async () => {
-    let hub = await startSioHub();
-    const port = hub.port;
+    const hub = await RestartableAt.start(() => startSioHub());
     const jwt = await token();
     const subscribers = await Promise.all(
       MODES.map(async (mode) => {
@@ -96,7 +96,7 @@ describe('Socket.IO resume', () => {
       await until(() => subscribers.every((s) => s.offsets().length === 1), 'the first publications');
       const oldEpoch = subscribers[0]?.position?.epoch;
       // Drain: every client is told 1001 and reconnects by itself, here to the restarted hub.
-      await hub.close();
+      await hub.down();
       await until(() => subscribers.every((s) => !s.client.socket.connected), 'the disconnects');
       for (const s of subscribers) {
         assert.deepEqual(s.client.events('herald.disconnect')[0]?.[0], {
@@ -105,7 +105,7 @@ describe('Socket.IO resume', () => {
           reconnect: true,
         });
       }
-      hub = await startSioHub({}, {}, port);
+      await hub.up();
       await until(() => subscribers.every((s) => s.acks.length === 2), 'the resubscribe acks', 20_000);
       for (const s of subscribers) {
         const ack = s.acks[1];

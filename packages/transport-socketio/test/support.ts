@@ -18,15 +18,14 @@ export interface SioHub extends TestHub {
   readonly socketIo: SocketIoAttachment;
 }
 
-/** A hub with Socket.IO attached, on a loopback port (0 = any; a fixed one to restart in place). */
+/** A hub with Socket.IO attached, on a loopback port of its own (see hub-restart.ts to restart one). */
 export async function startSioHub(
   options: Partial<HeraldOptions> = {},
   sio: SocketIoOptions = {},
-  port = 0,
 ): Promise<SioHub> {
   const server = new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, ...options });
   const socketIo = attachSocketIo(server, sio);
-  const address = await server.listen(port, '127.0.0.1');
+  const address = await server.listen(0, '127.0.0.1');
   const url = `http://127.0.0.1:${address.port}`;
   return {
     server,
