@@ -19,10 +19,7 @@ export interface SioHub extends TestHub {
 }
 
 /** A hub with Socket.IO attached, on a loopback port of its own (see hub-restart.ts to restart one). */
-export async function startSioHub(
-  options: Partial<HeraldOptions> = {},
-  sio: SocketIoOptions = {},
-): Promise<SioHub> {
+export async function startSioHub(options: Partial<HeraldOptions> = {}, sio: SocketIoOptions = {}): Promise<SioHub> {
   const server = new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, ...options });
   const socketIo = attachSocketIo(server, sio);
   const address = await server.listen(0, '127.0.0.1');
