@@ -6,11 +6,14 @@
  */
 import type { Position } from '@herald/protocol';
 import type { Broker, PublicationRecord } from '../broker/broker.js';
+import type { ConcurrencyLimit } from './concurrency-limit.js';
 import { Delivery } from './delivery.js';
 import type { Subscription } from './session.js';
 
 export interface ChannelStateOwner {
   readonly broker: Broker;
+  /** Paces the history reads that fill holes, so a broker reconnect does not start them all at once. */
+  readonly historyReads: ConcurrencyLimit;
   /** Every subscriber of the channel lost its position. */
   lostPositions(state: ChannelState): void;
 }
@@ -88,7 +91,7 @@ export class ChannelState {
   async #fill(from: Position): Promise<void> {
     let missing: readonly PublicationRecord[] | undefined;
     try {
-      const history = await this.#owner.broker.history(this.name, { since: from });
+      const history = await this.#owner.historyReads.run(() => this.#owner.broker.history(this.name, { since: from }));
       if (history.recovered === true) missing = history.publications;
     } catch {
       missing = undefined;

@@ -23,6 +23,7 @@ import type {
   PublicationRecord,
 } from '../broker/broker.js';
 import { ChannelState } from './channel-state.js';
+import { ConcurrencyLimit } from './concurrency-limit.js';
 import type { Credentials } from './credentials.js';
 import { Delivery } from './delivery.js';
 import type { HubHooks, PublishExtensionParser, PublishExtensions } from './hooks.js';
@@ -80,6 +81,12 @@ export interface HistoryInput {
 
 const EVENT_NAME = /^[\x20-\x7e]{1,200}$/;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+/**
+ * History reads in flight for hole fills and post-reconnect resyncs. Enough to refill a few
+ * thousand channels within seconds on a local broker, few enough not to flood one that just
+ * came back.
+ */
+const HISTORY_FILLS_IN_FLIGHT = 32;
 
 export class Hub {
   readonly stats = new HubStats();
@@ -88,6 +95,8 @@ export class Hub {
   readonly presenceStore: PresenceStore;
   readonly logger: Logger;
   readonly sessions = new Set<Session>();
+  /** Paces hole fills and resyncs (ChannelStateOwner). */
+  readonly historyReads = new ConcurrencyLimit(HISTORY_FILLS_IN_FLIGHT);
   readonly #channels = new Map<string, ChannelState>();
   readonly #usersSessions = new Map<string, Set<Session>>();
   readonly #now: () => number;
