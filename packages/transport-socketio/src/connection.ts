@@ -23,6 +23,7 @@ import {
   type TransportContext,
 } from '@herald/server';
 import type { Socket } from 'socket.io';
+import { holdsBinary } from './binary.js';
 import {
   COMMANDS,
   HERALD_EVENTS,
@@ -229,6 +230,12 @@ export class SocketIoConnection implements SessionTransport {
         hub.unsubscribe(session, params.channel);
         return {};
       case 'publish':
+        if (holdsBinary(params.data)) {
+          throw new HeraldError(
+            'bad_request',
+            'binary data is not supported: publication data is JSON (send base64 text)',
+          );
+        }
         // The whole object: the hub checks every field, including registered publish extensions.
         return hub.publish(params, session.credentials);
       case 'presence':

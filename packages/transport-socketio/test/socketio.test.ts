@@ -145,6 +145,9 @@ for (const mode of MODES) {
       assert.equal(await code('publish', { channel: ch('ok'), data: 1, event: 'herald.x' }), 'reserved_event');
       assert.equal(await code('publish', { channel: ch('ok') }), 'bad_request');
       assert.equal(await code('publish', { channel: ch('ok'), data: 'x'.repeat(70_000) }), 'too_large');
+      // Binary attachments would silently become {"type":"Buffer",...} in JSON: refused instead.
+      assert.equal(await code('publish', { channel: ch('ok'), data: Buffer.from('hi') }), 'bad_request');
+      assert.equal(await code('publish', { channel: ch('ok'), data: { deep: [1, new Uint8Array(2)] } }), 'bad_request');
       assert.equal(await code('presence', { channel: 'elsewhere:1' }), 'forbidden');
       assert.equal(await code('history', { channel: 'elsewhere:1' }), 'forbidden');
       assert.equal(await code('history', { channel: ch('a'), limit: 'ten' }), 'bad_request');
