@@ -1,8 +1,12 @@
 /**
- * A TCP proxy on loopback that tests use to cut connections (network failures) and to refuse
- * WebSocket upgrades (a proxy that blocks them), without touching the hub.
+ * A TCP proxy on loopback that tests use to cut connections (network failures), to stall one
+ * direction of them (a client that stops reading, a half-dead path) and to refuse WebSocket
+ * upgrades (a proxy that blocks them), without touching the hub.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+
+/** `toClient`: bytes from the target (the hub) to the client; `toTarget`: the other way. */
+export type Direction = 'toClient' | 'toTarget';
 
 export interface ProxyOptions {
   /** Answer HTTP upgrade requests with 403 instead of forwarding them. */
@@ -12,6 +16,8 @@ export interface ProxyOptions {
 export class TcpProxy {
   readonly #server: Server;
   readonly #pairs = new Set<[Socket, Socket]>();
+  /** Stalled reading sides, each with the socket it forwards to once it flows again. */
+  readonly #stalled = new Map<Socket, Socket>();
   /** Undefined while paused: new connections are refused, as if nothing listened. */
   #target: { host: string; port: number } | undefined;
   refuseUpgrades: boolean;
@@ -57,6 +63,36 @@ export class TcpProxy {
     return n;
   }
 
+  /**
+   * Stops forwarding `direction` on every open connection while keeping it open: the proxy stops
+   * reading that side, so its sender meets TCP backpressure once the kernel buffers are full (a
+   * client that stopped reading) and its receiver hears nothing (a half-dead path). Connections
+   * opened later are not stalled. Returns how many were stalled.
+   */
+  stall(direction: Direction): number {
+    let n = 0;
+    for (const [client, upstream] of this.#pairs) {
+      const [from, to] = direction === 'toClient' ? [upstream, client] : [client, upstream];
+      if (this.#stalled.has(from)) continue;
+      from.unpipe(to);
+      from.pause();
+      this.#stalled.set(from, to);
+      n++;
+    }
+    return n;
+  }
+
+  /** Forwards `direction` again on the stalled connections still open, starting with what was held. */
+  flow(direction: Direction): void {
+    for (const [client, upstream] of this.#pairs) {
+      const from = direction === 'toClient' ? upstream : client;
+      const to = this.#stalled.get(from);
+      if (to === undefined) continue;
+      this.#stalled.delete(from);
+      from.pipe(to);
+    }
+  }
+
   get connections(): number {
     return this.#pairs.size;
   }
@@ -89,6 +125,8 @@ export class TcpProxy {
     this.#pairs.add(pair);
     const drop = (): void => {
       this.#pairs.delete(pair);
+      this.#stalled.delete(client);
+      this.#stalled.delete(upstream);
       client.destroy();
       upstream.destroy();
     };

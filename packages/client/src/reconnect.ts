@@ -12,8 +12,12 @@ const STOP = new Set([1000, 1009, 4001, 4002]);
  * a restarting hub is not hit by every client in the same millisecond.
  */
 const PROMPT = new Set([1001, 4003, 4004, 4007]);
-/** Rate limited: start the backoff as if this were the fourth failure in a row. */
+/**
+ * Rate limited: the backoff starts as if this were the fourth failure in a row and grows from
+ * there (the fifth, the sixth...), so a client the hub keeps refusing waits longer each time.
+ */
 const RATE_LIMITED = 4005;
+const RATE_LIMITED_HEAD_START = 3;
 
 export interface BackoffSettings {
   readonly minReconnectDelayMs: number;
@@ -40,5 +44,5 @@ export function reconnectDelay(
   if (STOP.has(code)) return undefined;
   if (PROMPT.has(code)) return Math.floor(random() * s.minReconnectDelayMs);
   if (reconnect === false) return undefined;
-  return backoffDelay(code === RATE_LIMITED ? Math.max(attempt, 3) : attempt, s, random);
+  return backoffDelay(code === RATE_LIMITED ? attempt + RATE_LIMITED_HEAD_START : attempt, s, random);
 }

@@ -48,6 +48,8 @@ describe('reconnect decisions', () => {
     for (const code of [1000, 1009, 4001, 4002]) assert.equal(reconnectDelay(code, true, 0, s, top), undefined);
     for (const code of [1001, 4003, 4004, 4007]) assert.equal(reconnectDelay(code, undefined, 9, s, top), 99);
     assert.equal(reconnectDelay(4005, true, 0, s, top), 799, 'rate limited starts the backoff high');
+    assert.equal(reconnectDelay(4005, true, 1, s, top), 999, 'and grows from there (capped)');
+    assert.equal(reconnectDelay(4005, true, 1, { ...s, maxReconnectDelayMs: 5000 }, top), 1598);
     assert.equal(reconnectDelay(1006, undefined, 2, s, top), 399);
     assert.equal(reconnectDelay(4010, false, 0, s, top), undefined, "the hub's advice decides unknown codes");
   });

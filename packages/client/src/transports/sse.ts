@@ -15,8 +15,17 @@ import type { Publication, Subscription } from '../subscription.js';
 import { streamQuery } from './stream-query.js';
 import type { Ended, Host, RequestMethod, Transport } from './transport.js';
 
-/** The hub comments `: ping` at least every 20 s; a stream silent for this long is dead. */
+/**
+ * A stream silent for this long is dead. The hub comments `: ping` at least every 20 s (PROTOCOL.md
+ * section 6); one that says how often in `herald.connected` (`pingInterval`, seconds) is given two
+ * intervals plus a margin for slow paths instead, which is the same 45 s at the protocol's 20 s.
+ */
 const IDLE_MS = 45_000;
+const IDLE_MARGIN_MS = 5_000;
+
+function idleAfter(pingInterval: unknown): number {
+  return typeof pingInterval === 'number' && pingInterval > 0 ? pingInterval * 2000 + IDLE_MARGIN_MS : IDLE_MS;
+}
 
 export class SseTransport implements Transport {
   readonly name = 'sse' as const;
@@ -28,6 +37,8 @@ export class SseTransport implements Transport {
   #opened = false;
   #streams = 0;
   #restarting = false;
+  /** Silence after which the stream counts as dead: from the hub's ping interval once it said. */
+  #idleMs = IDLE_MS;
 
   constructor(host: Host) {
     this.#host = host;
@@ -141,7 +152,7 @@ export class SseTransport implements Transport {
     try {
       for (;;) {
         clearTimeout(idle);
-        idle = setTimeout(() => stream.abort(), IDLE_MS);
+        idle = setTimeout(() => stream.abort(), this.#idleMs);
         const { done, value } = await reader.read();
         if (done || stream.signal.aborted) break;
         parse(decoder.decode(value, { stream: true }));
@@ -166,6 +177,7 @@ export class SseTransport implements Transport {
     const host = this.#host;
     switch (event) {
       case 'herald.connected': {
+        this.#idleMs = idleAfter(value.pingInterval);
         this.#markOpened(value.clientId as string);
         // The first stream of a connection reports every resume; a reopen only a failed one.
         const report = this.#streams++ === 0;

@@ -31,6 +31,20 @@ type Reply = (error: HeraldClientError | undefined, result: Record<string, unkno
 /** Close codes that say the network failed rather than the hub speaking. */
 const NO_VERDICT = new Set([1005, 1006, 1015]);
 const OPEN = 1;
+/**
+ * Commands sent and not yet answered, at most; later ones wait their turn, in order. The hub runs
+ * one command at a time per connection, so a deeper pipeline gains nothing, and it ends a
+ * connection with 4005 past 64 commands waiting: without a window, an app subscribing to a hundred
+ * channels (or calling `publish` a hundred times in one tick) is cut off, reconnects, sends them
+ * all again and is cut off again, possibly forever.
+ */
+const MAX_IN_FLIGHT = 16;
+
+interface Waiting {
+  readonly method: string;
+  readonly params: Record<string, unknown>;
+  readonly reply: Reply;
+}
 
 export class WebSocketTransport implements Transport {
   readonly name = 'websocket' as const;
@@ -40,6 +54,8 @@ export class WebSocketTransport implements Transport {
   #opened = false;
   #nextId = 0;
   readonly #calls = new Map<number, Reply>();
+  /** Commands waiting for room in the window, oldest first. */
+  readonly #backlog: Waiting[] = [];
   /** The subscription each channel was subscribed for on this connection. */
   readonly #subs = new Map<string, Subscription>();
   #goodbye: DisconnectInfo | undefined;
@@ -101,9 +117,28 @@ export class WebSocketTransport implements Transport {
     if (ws === undefined || ws.readyState !== OPEN || this.#done) {
       return reply(new HeraldClientError('network', 'not connected'), {});
     }
+    if (this.#calls.size >= MAX_IN_FLIGHT || this.#backlog.length > 0) {
+      this.#backlog.push({ method, params, reply });
+      return;
+    }
+    this.#send(ws, method, params, reply);
+  }
+
+  #send(ws: WebSocketLike, method: string, params: Record<string, unknown>, reply: Reply): void {
     const id = ++this.#nextId;
     this.#calls.set(id, reply);
     ws.send(JSON.stringify({ id, method, params }));
+  }
+
+  /** An answer made room in the window: send what waits, oldest first. */
+  #sendBacklog(): void {
+    const ws = this.#ws;
+    if (ws === undefined || ws.readyState !== OPEN || this.#done) return;
+    while (this.#calls.size < MAX_IN_FLIGHT) {
+      const next = this.#backlog.shift();
+      if (next === undefined) return;
+      this.#send(ws, next.method, next.params, next.reply);
+    }
   }
 
   call(method: string, params: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -170,6 +205,7 @@ export class WebSocketTransport implements Transport {
       this.#calls.delete(frame.id);
       const error = frame.error && new HeraldClientError(frame.error.code, frame.error.message);
       reply?.(error, frame.result ?? {});
+      this.#sendBacklog();
       return;
     }
     switch (frame.push) {
@@ -227,8 +263,9 @@ export class WebSocketTransport implements Transport {
       }
     }
     const lost = new HeraldClientError('network', 'connection lost');
-    const calls = [...this.#calls.values()];
+    const calls = [...this.#calls.values(), ...this.#backlog.map((b) => b.reply)];
     this.#calls.clear();
+    this.#backlog.length = 0;
     for (const reply of calls) reply(lost, {});
     if (info !== undefined) this.#host.ended(this, info);
   }

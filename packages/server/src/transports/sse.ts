@@ -231,7 +231,9 @@ export class SseTransport {
     const replay = outcomes.flatMap((o) => o.publications);
     let head = `retry: ${ctx.sseRetryMs}\n\n`;
     head += `id: ${cursorFrom(start)}\nevent: herald.connected\n`;
-    head += `data: {"clientId":"${session.id}","channels":${channelsJson(outcomes)}}\n\n`;
+    // `pingInterval` (an extension, as in WebSocket's `connect` answer): the seconds between `: ping`
+    // comments, so a client notices a silent dead path after a couple of them, not the protocol's worst case.
+    head += `data: {"clientId":"${session.id}","channels":${channelsJson(outcomes)},"pingInterval":${ctx.ssePingSeconds}}\n\n`;
     res.write(head);
     for (const record of replay) {
       // The replay obeys the queue bound (guarantee 4): a client resuming from far back that does
