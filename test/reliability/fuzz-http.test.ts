@@ -3,19 +3,42 @@
  * bad methods, bad bodies, bad Last-Event-ID and cursors, bad query strings, broken framing),
  * each of which must get the status PROTOCOL.md section 4 (or RFC 9110/9112) prescribes, while
  * the hub stays up, under its RSS bound, and the bystanders keep receiving.
+ *
+ * The same corpus then runs against the TLS listener (HTTP/1.1 inside raw TLS connections), with
+ * the bad input only a TLS listener sees (support/tls-cases.ts): bytes that are not TLS,
+ * truncated and corrupted handshakes, silent clients, broken HTTP/2 prefaces and frames.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as h2Connect } from 'node:http2';
 import { connect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { selfSignedCert } from '../deployment/support.ts';
 import { API_KEY, token } from '../support/hub.ts';
 import { startChildHub, MiB, mib, type ChildHub } from './support/child-hub.ts';
 import { envInt, pool, recordFigures } from './support/figures.ts';
 import { prng } from './support/frame-cases.ts';
+import {
+  captureClientHello,
+  h2FrameTypes,
+  H2,
+  tlsCases,
+  type TlsCase,
+  type TlsExpectation,
+} from './support/tls-cases.ts';
 import { Witness } from './support/witness.ts';
 
 const RSS_BOUND = 250 * MiB;
 const REQUESTS = envInt('HERALD_FUZZ_HTTP', 1000);
 const SEED = envInt('HERALD_FUZZ_SEED', 20_251_121);
+/** Rounds of the TLS-level cases (about 26 connections each). */
+const TLS_ROUNDS = envInt('HERALD_FUZZ_TLS_ROUNDS', 4);
+/** A connection the hub has not ended by then is a failure (its timeouts are 5 s and 10 s). */
+const END_DEADLINE_MS = 30_000;
 
 interface HttpCase {
   readonly category: string;
@@ -249,10 +272,23 @@ function cases(seed: number, count: number, port: number, jwt: string): HttpCase
   return Array.from({ length: count }, (_, i) => (generators[i % generators.length] as () => HttpCase)());
 }
 
+/** Opens a raw connection to the listener under test: plain TCP, or TLS with HTTP/1.1. */
+type Dial = () => Duplex;
+
+const plainDial =
+  (port: number): Dial =>
+  () =>
+    connect({ port, host: '127.0.0.1' });
+
+const tlsDial =
+  (port: number): Dial =>
+  () =>
+    tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+
 /** Writes the raw request and returns the status of the first answer (0 = closed without one). */
-function exchange(port: number, raw: Buffer, timeoutMs = 20_000): Promise<number> {
+function exchange(dial: Dial, raw: Buffer, timeoutMs = 20_000): Promise<number> {
   return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
+    const socket = dial();
     let head = '';
     const timer = setTimeout(() => done(-1), timeoutMs);
     const done = (status: number): void => {
@@ -274,6 +310,50 @@ function statusOf(head: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
 }
 
+/**
+ * The malformed-request corpus against one listener, with a witness on the same hub: every
+ * request gets its prescribed status, the hub stays up and under its RSS bound.
+ */
+async function runCorpus(
+  t: TestContext,
+  scenario: string,
+  hub: ChildHub,
+  dial: Dial,
+  witnessAt: { url: string; wsUrl: string },
+): Promise<void> {
+  const jwt = await token({ sub: 'fuzzer', channels: ['*'] });
+  const witness = await Witness.start(witnessAt);
+  const started = Date.now();
+  const wrong: string[] = [];
+  const byCategory = new Map<string, number>();
+  try {
+    await pool(cases(SEED, REQUESTS, hub.port, jwt), 16, async (c, i) => {
+      const status = await exchange(dial, c.raw);
+      byCategory.set(c.category, (byCategory.get(c.category) ?? 0) + 1);
+      if (!c.expect.includes(status) && wrong.length < 30) {
+        wrong.push(`#${i} ${c.category} (${c.detail}): got ${status}, want ${c.expect.join('|')}`);
+      }
+    });
+  } catch (error) {
+    witness.abort();
+    throw error;
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const report = await witness.finish();
+  const { peak } = hub.rss();
+  recordFigures(t, scenario, {
+    requests: REQUESTS,
+    seed: SEED,
+    seconds,
+    peakRssMiB: Math.round(peak / MiB),
+    categories: Object.fromEntries(byCategory),
+    witness: report,
+  });
+  assert.equal(hub.exitStatus, undefined, `the hub exited: ${hub.stderr()}`);
+  assert.deepEqual(wrong, [], 'wrong statuses');
+  assert.ok(peak < RSS_BOUND, `peak RSS ${mib(peak)} is over the bound ${mib(RSS_BOUND)}`);
+}
+
 describe('fuzz: malformed HTTP requests', () => {
   let hub: ChildHub;
   before(async () => {
@@ -282,36 +362,138 @@ describe('fuzz: malformed HTTP requests', () => {
   after(() => hub.kill());
 
   it(`answers each of ${REQUESTS} malformed requests with the right status, and nobody else notices`, async (t) => {
-    const jwt = await token({ sub: 'fuzzer', channels: ['*'] });
-    const witness = await Witness.start(hub);
+    await runCorpus(t, 'fuzz-http', hub, plainDial(hub.port), hub);
+  });
+});
+
+/** What the hub did with one TLS-level case; `open` = it had not ended the connection by the deadline. */
+type TlsOutcome = TlsExpectation | 'open';
+
+function tlsExchange(port: number, c: TlsCase): Promise<{ got: TlsOutcome; afterMs: number }> {
+  return new Promise((resolve) => {
     const started = Date.now();
+    const socket: Duplex =
+      c.layer === 'tcp'
+        ? connect({ port, host: '127.0.0.1' })
+        : tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...c.tls });
+    let secured = false;
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => finish(true), END_DEADLINE_MS);
+    let finished = false;
+    const finish = (open = false): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ got: open ? 'open' : classify(), afterMs: Date.now() - started });
+    };
+    const classify = (): TlsExpectation => {
+      if (c.layer === 'tls' && !secured) return 'refused';
+      const received = Buffer.concat(chunks);
+      if ((socket as TLSSocket).alpnProtocol === 'h2')
+        return h2FrameTypes(received).includes(H2.GOAWAY) ? 'goaway' : 'closed';
+      const status = statusOf(received.toString('latin1'));
+      return status === 0 ? 'closed' : status;
+    };
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => finish());
+    const send = (): void => {
+      if (c.bytes.length > 0) socket.write(c.bytes);
+    };
+    if (c.layer === 'tcp') socket.once('connect', send);
+    else
+      socket.once('secureConnect', () => {
+        secured = true;
+        send();
+      });
+  });
+}
+
+/** One HTTP/2 request with node:http2, after the abuse: the listener still speaks h2. */
+function h2Get(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = h2Connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    session.on('error', reject);
+    const req = session.request({ ':path': path });
+    req.on('response', (headers) => {
+      resolve(Number(headers[':status']));
+      session.close();
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('fuzz: the TLS listener (HTTPS with HTTP/2)', () => {
+  let hub: ChildHub;
+  let dir: string;
+  let https: { url: string; wsUrl: string };
+  const tlsVerification = process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-fuzz-tls-'));
+    const { certFile, keyFile } = selfSignedCert(dir);
+    hub = await startChildHub({
+      options: { tls: { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') } },
+    });
+    https = { url: `https://127.0.0.1:${hub.port}`, wsUrl: `wss://127.0.0.1:${hub.port}/ws` };
+    // The witness's fetch, EventSource reader and WebSocket must trust the certificate this test
+    // just made; Node 20's fetch takes no CA per request, so verification is off for this block
+    // (loopback, to the hub under test only) and restored after it.
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+  });
+  after(async () => {
+    if (tlsVerification === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
+    else process.env.NODE_TLS_REJECT_UNAUTHORIZED = tlsVerification;
+    await hub.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`answers each of ${REQUESTS} malformed requests over TLS with the right status`, async (t) => {
+    await runCorpus(t, 'fuzz-http-tls', hub, tlsDial(hub.port), https);
+  });
+
+  it('ends every connection that is not TLS, cuts its handshake short, breaks HTTP/2 or says nothing', async (t) => {
+    const corpus = tlsCases(TLS_ROUNDS, await captureClientHello(), prng(SEED));
+    // A channel of its own: the corpus test's witness published on the default one of this hub.
+    const witness = await Witness.start(https, 'witness-tls');
     const wrong: string[] = [];
-    const byCategory = new Map<string, number>();
+    // Per kind of case (the detail without its random numbers): how the hub ended them, and when.
+    const byKind = new Map<string, { count: number; got: Set<TlsOutcome>; minEndMs: number; maxEndMs: number }>();
+    const started = Date.now();
     try {
-      await pool(cases(SEED, REQUESTS, hub.port, jwt), 16, async (c, i) => {
-        const status = await exchange(hub.port, c.raw);
-        byCategory.set(c.category, (byCategory.get(c.category) ?? 0) + 1);
-        if (!c.expect.includes(status) && wrong.length < 30) {
-          wrong.push(`#${i} ${c.category} (${c.detail}): got ${status}, want ${c.expect.join('|')}`);
-        }
+      // Every connection at once: the silent ones wait for the hub's timeouts in parallel.
+      await pool(corpus, corpus.length, async (c, i) => {
+        const { got, afterMs } = await tlsExchange(hub.port, c);
+        const kind = `${c.category}: ${c.detail.replace(/\d+/g, 'N')}`;
+        const entry = byKind.get(kind) ?? { count: 0, got: new Set(), minEndMs: Infinity, maxEndMs: 0 };
+        entry.count++;
+        entry.got.add(got);
+        entry.minEndMs = Math.min(entry.minEndMs, afterMs);
+        entry.maxEndMs = Math.max(entry.maxEndMs, afterMs);
+        byKind.set(kind, entry);
+        const ok = c.expect === 'closed' ? got !== 'open' : got === c.expect;
+        if (!ok && wrong.length < 30) wrong.push(`#${i} ${c.category} (${c.detail}): got ${got}, want ${c.expect}`);
       });
     } catch (error) {
       witness.abort();
       throw error;
     }
-    const seconds = (Date.now() - started) / 1000;
+    const h2Status = await h2Get(hub.port, '/healthz');
     const report = await witness.finish();
     const { peak } = hub.rss();
-    recordFigures(t, 'fuzz-http', {
-      requests: REQUESTS,
+    recordFigures(t, 'fuzz-tls', {
+      connections: corpus.length,
       seed: SEED,
-      seconds,
+      seconds: (Date.now() - started) / 1000,
       peakRssMiB: Math.round(peak / MiB),
-      categories: Object.fromEntries(byCategory),
+      kinds: Object.fromEntries([...byKind].map(([kind, e]) => [kind, { ...e, got: [...e.got] }])),
+      h2AfterwardsStatus: h2Status,
       witness: report,
     });
     assert.equal(hub.exitStatus, undefined, `the hub exited: ${hub.stderr()}`);
-    assert.deepEqual(wrong, [], 'wrong statuses');
+    assert.deepEqual(wrong, [], 'connections the hub did not end as it should');
+    assert.equal(h2Status, 200, 'HTTP/2 still answers');
     assert.ok(peak < RSS_BOUND, `peak RSS ${mib(peak)} is over the bound ${mib(RSS_BOUND)}`);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Soak: moderate, mixed, churning load for HERALD_SOAK_SECONDS (default 90; the on-demand run
+ * Soak: moderate, mixed, churning load for HERALD_SOAK_SECONDS (default 120; the on-demand run
  * is 3600) against a hub in its own process. 200 WebSocket subscribers over 20 channels (5 of
  * them leave and resume from their position every second), 20 EventSource clients, 10
  * long-pollers following their cursors, about 100 publications/s (some ephemeral, some with
@@ -18,8 +18,8 @@ import { startChildHub, MiB, type ChildHub } from './support/child-hub.ts';
 import { envInt, recordFigures } from './support/figures.ts';
 import { Witness } from './support/witness.ts';
 
-/** 90 s in CI (documented in docs/reliability.md); 3600 on demand. */
-const SECONDS = envInt('HERALD_SOAK_SECONDS', 90);
+/** Two minutes in CI, as the issue asks (documented in docs/reliability.md); 3600 on demand. */
+const SECONDS = envInt('HERALD_SOAK_SECONDS', 120);
 const WARMUP_SECONDS = Math.min(30, Math.ceil(SECONDS / 4));
 const CHANNELS = 20;
 const WS_CLIENTS = 200;

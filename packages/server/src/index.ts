@@ -1,4 +1,5 @@
-export { HeraldServer, type DrainOptions } from './server.js';
+export { HeraldServer, type DrainOptions, type UpgradeHandler, type UpgradeHandlerOptions } from './server.js';
+export type { AdmissionVerdict } from './http/admission.js';
 export { DEFAULTS, OptionsError, resolveOptions, type HeraldOptions } from './options.js';
 export { Hub, type HubLimits, type PublishInput, type SubscribeOutcome } from './core/hub.js';
 export type { Credentials } from './core/credentials.js';

@@ -19,8 +19,9 @@ import { isOriginAllowed, originPolicy } from './auth/origin.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { Hub } from './core/hub.js';
-import { Admission } from './http/admission.js';
+import { Admission, type AdmissionVerdict } from './http/admission.js';
 import { ApiRoutes } from './http/api.js';
+import { closeIdleHttp2Sessions } from './http/h2-idle.js';
 import { refuseUpgrade, sendError, sendJson, sendThrown } from './http/respond.js';
 import { createMetrics } from './metrics.js';
 import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './options.js';
@@ -32,6 +33,10 @@ import { WebSocketTransport } from './transports/websocket.js';
 
 /** Frames may exceed the largest `data` by this much: room for the command around it. */
 const FRAME_OVERHEAD_BYTES = 16 * 1024;
+/** Time to send a request head; on the TLS listener also the time to finish the TLS handshake. */
+const HEAD_TIMEOUT_MS = 10_000;
+/** An idle keep-alive connection (HTTP/1.1), or an HTTP/2 connection with no stream, goes after this. */
+const IDLE_TIMEOUT_MS = 5_000;
 /** How long a drain waits for told clients to go before it cuts their sockets. */
 const DRAIN_GOODBYE_MS = 2_000;
 
@@ -41,6 +46,25 @@ export interface DrainOptions {
   /** Pause between batches, so reconnects spread over the other nodes. Default 50 ms. */
   readonly pauseMs?: number;
 }
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+export interface UpgradeHandlerOptions {
+  /**
+   * The handler runs admission control itself through `HeraldServer.admit`, for the upgrades
+   * that open a connection. Socket.IO needs this: the upgrade of a long-polling session to
+   * WebSocket joins a connection that was counted at its handshake, and must not count twice.
+   */
+  readonly ownAdmission?: boolean;
+}
+
+interface UpgradeHandlerEntry {
+  readonly handler: UpgradeHandler;
+  readonly ownAdmission: boolean;
+}
+
+/** The URL of every `/ws` upgrade without a query, parsed once (it is only read, never changed). */
+const PLAIN_WS_URL = new URL('/ws', 'http://herald.invalid');
 
 /** Shared by every upgraded socket rather than a closure each. */
 function destroyOnError(this: Duplex): void {
@@ -55,7 +79,7 @@ export class HeraldServer {
   readonly options: Readonly<ResolvedOptions>;
   readonly logger: Logger;
   /** Extra upgrade handlers by path (the Socket.IO adapter uses `/socket.io/`). */
-  readonly #upgradeHandlers = new Map<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
+  readonly #upgradeHandlers = new Map<string, UpgradeHandlerEntry>();
   /** Extra HTTP routes added at run time (integrations), tried before the server API; see `addRoutes`. */
   readonly #routeHandlers: Array<NonNullable<HeraldOptions['routes']>> = [];
   readonly #ctx: TransportContext;
@@ -119,16 +143,30 @@ export class HeraldServer {
     const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void =>
       this.#onRequest(req, res);
     // With allowHTTP1, HTTP/1.1 connections on the TLS server go through node:http's own
-    // connection handling, which reads these timeout fields from the server object too.
+    // connection handling, which reads these timeout fields from the server object too (the
+    // checking interval when it starts listening).
     // Node enforces headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
     // default): a slowloris client would otherwise keep its socket for the timeout plus up to 30 s.
+    // A TLS handshake may otherwise take 120 s (Node's default), silent or dribbled.
     const server: Server | Http2SecureServer =
       o.tls === undefined
         ? createServer({ connectionsCheckingInterval: 1_000 }, onRequest)
-        : createSecureServer({ allowHTTP1: true, cert: o.tls.cert, key: o.tls.key }, onRequest);
+        : createSecureServer(
+            { allowHTTP1: true, cert: o.tls.cert, key: o.tls.key, handshakeTimeout: HEAD_TIMEOUT_MS },
+            onRequest,
+          );
     // Slow or silent clients must not hold sockets open: bounded time to send headers and request.
-    Object.assign(server, { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000 });
+    Object.assign(server, {
+      headersTimeout: HEAD_TIMEOUT_MS,
+      requestTimeout: 30_000,
+      keepAliveTimeout: IDLE_TIMEOUT_MS,
+      connectionsCheckingInterval: 1_000,
+      // node:http's default, which the TLS server's HTTP/1.1 lacks: an HTTP/1.1 request without
+      // Host is a 400 (RFC 9112 section 3.2), on either listener.
+      requireHostHeader: true,
+    });
     if (o.tls !== undefined) {
+      closeIdleHttp2Sessions(server as Http2SecureServer, IDLE_TIMEOUT_MS);
       server.on('secureConnection', (socket: Duplex) => {
         this.#tlsSockets.add(socket);
         socket.once('close', () => this.#tlsSockets.delete(socket));
@@ -139,6 +177,13 @@ export class HeraldServer {
       this.#onUpgrade(req, socket, head),
     );
     this.httpServer.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      // On the TLS listener this also hears TLS errors (handshake timeout, a truncated or bad
+      // handshake). Those sockets cannot be answered in HTTP: the answer would wait behind a
+      // handshake that never finishes, and the socket with it. Cut them.
+      if (o.tls !== undefined && !this.#tlsSockets.has(socket)) {
+        socket.destroy();
+        return;
+      }
       // Say which limit was hit where HTTP has a status for it; any other parse error is a 400.
       const status =
         error.code === 'HPE_HEADER_OVERFLOW'
@@ -171,8 +216,18 @@ export class HeraldServer {
   }
 
   /** Lets another protocol (Socket.IO) take upgrades under a path prefix. */
-  addUpgradeHandler(pathPrefix: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): void {
-    this.#upgradeHandlers.set(pathPrefix, handler);
+  addUpgradeHandler(pathPrefix: string, handler: UpgradeHandler, options: UpgradeHandlerOptions = {}): void {
+    this.#upgradeHandlers.set(pathPrefix, { handler, ownAdmission: options.ownAdmission === true });
+  }
+
+  /**
+   * Admission control (the per-address cap and the connection rates) for a connection that a
+   * plugin opens outside the hub's own routes, such as a Socket.IO session. When admitted, call
+   * `release` once the connection ends; when refused, answer 429 `rate_limited` with
+   * `Retry-After: retryAfterSeconds`, as the hub does. Admits everything when no limit is set.
+   */
+  admit(req: IncomingMessage): AdmissionVerdict {
+    return this.#admission.admit(req.socket?.remoteAddress);
   }
 
   /**
@@ -241,12 +296,13 @@ export class HeraldServer {
     // target like `//[` is enough to make `new URL` throw.
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://herald.invalid');
+      url = req.url === '/ws' ? PLAIN_WS_URL : new URL(req.url ?? '/', 'http://herald.invalid');
     } catch {
       return refuseUpgrade(socket, 'bad_request', 'the request URL is not valid');
     }
+    const plugin = url.pathname === '/ws' ? undefined : this.#upgradeHandlerFor(url.pathname);
     // Without limits there is nothing to track: no peer-address lookup, no listener per connection.
-    if (this.#admission.enabled) {
+    if (this.#admission.enabled && plugin?.ownAdmission !== true) {
       const verdict = this.#admission.admit(req.socket.remoteAddress);
       if (!verdict.ok) {
         return refuseUpgrade(socket, 'rate_limited', verdict.reason, {
@@ -260,14 +316,17 @@ export class HeraldServer {
         this.#ws.handleUpgrade(req, socket, head, url);
         return;
       }
-      for (const [prefix, handler] of this.#upgradeHandlers) {
-        if (url.pathname.startsWith(prefix)) return handler(req, socket, head);
-      }
+      if (plugin !== undefined) return plugin.handler(req, socket, head);
       refuseUpgrade(socket, 'not_found', `no WebSocket endpoint at ${url.pathname}`);
     } catch (error) {
       this.logger.error({ err: error }, 'upgrade failed');
       socket.destroy();
     }
+  }
+
+  #upgradeHandlerFor(path: string): UpgradeHandlerEntry | undefined {
+    for (const [prefix, entry] of this.#upgradeHandlers) if (path.startsWith(prefix)) return entry;
+    return undefined;
   }
 
   /** Admission for an SSE stream or a poll: answers 429 itself and returns false when refused. */

@@ -6,7 +6,8 @@
  * engine.io's `attach()`, which would put a second `upgrade` listener next to the hub's (the hub
  * refuses unknown upgrade paths, so both would answer). Instead the engine is created unattached,
  * upgrades come through `HeraldServer.addUpgradeHandler`, and requests under the path are taken
- * before the hub's router. Origins, readiness and tokens follow the hub's own rules.
+ * before the hub's router. Origins, readiness, tokens and admission control follow the hub's own
+ * rules: each Engine.IO session counts as one connection from its handshake until it closes.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -90,6 +91,8 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     perMessageDeflate: false,
     httpCompression: false,
     allowEIO3: false,
+    // Engine.IO asks this for handshakes only (never for the polls or the upgrade of a session).
+    allowRequest: (req, callback) => admitHandshake(req, callback),
     // CORS headers only for origins the hub's policy allows (others are refused before this).
     cors: (req, callback) =>
       callback(null, {
@@ -108,6 +111,9 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
   // ---- which socket carries each connection's writes (for the queue bound, wire.ts) ----------
   const sidOf = new WeakMap<IncomingMessage, string>();
   const handshakeSocket = new WeakMap<IncomingMessage, Duplex>();
+  const handshakeResponse = new WeakMap<IncomingMessage, ServerResponse>();
+  /** Admission slots of handshakes whose session does not exist yet (see `admitHandshake`). */
+  const admissionOf = new WeakMap<IncomingMessage, () => void>();
   const wires = new Map<string, Wire>();
   const wireOf = new WeakMap<EngineSocket, Wire>();
   engine.generateId = (req: IncomingMessage): string => {
@@ -119,10 +125,41 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     const sid = sidOf.get(conn.request);
     const wire = new Wire(conn, handshakeSocket.get(conn.request) ?? conn.request.socket);
     wireOf.set(conn, wire);
+    // The admission slot of the handshake now belongs to the session, whatever its transport becomes.
+    const release = admissionOf.get(conn.request);
+    if (release !== undefined) {
+      admissionOf.delete(conn.request);
+      conn.once('close', release);
+    }
     if (sid === undefined) return;
     wires.set(sid, wire);
     conn.once('close', () => wires.delete(sid));
   });
+
+  // ---- admission: a new Engine.IO session is one connection, as a WebSocket or an SSE stream --
+  function admitHandshake(req: IncomingMessage, callback: (err: string | null | undefined, ok: boolean) => void): void {
+    const socket = handshakeSocket.get(req);
+    const res = handshakeResponse.get(req);
+    const verdict = server.admit(req);
+    if (!verdict.ok) {
+      // Engine.IO's own refusal would be 403 (polling) or 400 (WebSocket); the hub answers 429 with
+      // Retry-After. Engine.IO then finds the answer sent (or the socket ended) and adds nothing.
+      const error = new HeraldError('rate_limited', verdict.reason);
+      const headers = { 'Retry-After': String(verdict.retryAfterSeconds) };
+      if (socket !== undefined) refuseUpgrade(socket, error, headers);
+      else if (res !== undefined) sendError(res, error, headers);
+      callback(verdict.reason, false);
+      return;
+    }
+    admissionOf.set(req, verdict.release);
+    // A handshake that fails after this, or a client that leaves mid-way, opens no session: the
+    // slot is freed when the exchange ends unless the session took it (the 'connection' above).
+    (socket ?? res)?.once('close', () => {
+      admissionOf.get(req)?.();
+      admissionOf.delete(req);
+    });
+    callback(null, true);
+  }
 
   // ---- routing -------------------------------------------------------------------------------
   const http = server.httpServer;
@@ -140,20 +177,26 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     const refusal = refuse(req);
     if (refusal !== undefined) return sendError(res, refusal);
     const sid = querySid(req.url);
-    if (sid !== undefined && req.method === 'GET') wires.get(sid)?.polling(req.socket);
+    if (sid === undefined) handshakeResponse.set(req, res);
+    else if (req.method === 'GET') wires.get(sid)?.polling(req.socket);
     engine.handleRequest(req, res);
   }
 
-  server.addUpgradeHandler(o.path, (req, socket, head) => {
-    const refusal = o.transports.includes('websocket')
-      ? refuse(req)
-      : new HeraldError('not_found', 'no WebSocket here');
-    if (refusal !== undefined) return refuseUpgrade(socket, refusal);
-    const sid = querySid(req.url);
-    if (sid === undefined) handshakeSocket.set(req, socket);
-    else wires.get(sid)?.upgrading(socket);
-    engine.handleUpgrade(req, socket, head);
-  });
+  server.addUpgradeHandler(
+    o.path,
+    (req, socket, head) => {
+      const refusal = o.transports.includes('websocket')
+        ? refuse(req)
+        : new HeraldError('not_found', 'no WebSocket here');
+      if (refusal !== undefined) return refuseUpgrade(socket, refusal);
+      const sid = querySid(req.url);
+      if (sid === undefined) handshakeSocket.set(req, socket);
+      else wires.get(sid)?.upgrading(socket);
+      engine.handleUpgrade(req, socket, head);
+    },
+    // Admission is decided per session in `admitHandshake`: upgrading a counted session is free.
+    { ownAdmission: true },
+  );
 
   /** Origin on every request (as for /ws and /sse); readiness for new connections only. */
   function refuse(req: IncomingMessage): HeraldError | undefined {
@@ -259,21 +302,25 @@ function querySid(url: string | undefined): string | undefined {
   return new URLSearchParams(url.slice(q + 1)).get('sid') ?? undefined;
 }
 
-function sendError(res: ServerResponse, error: HeraldError): void {
+function sendError(res: ServerResponse, error: HeraldError, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: error.toWire() });
   res.writeHead(error.status, {
     'Content-Type': 'application/json; charset=utf-8',
     'Cache-Control': 'no-store',
     'Content-Length': Buffer.byteLength(body),
+    ...headers,
   });
   res.end(body);
 }
 
-function refuseUpgrade(socket: Duplex, error: HeraldError): void {
+function refuseUpgrade(socket: Duplex, error: HeraldError, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: error.toWire() });
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.code] ?? 'Error'}\r\nConnection: close\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      `Content-Type: application/json; charset=utf-8\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
   setTimeout(() => socket.destroy(), 1000).unref();
 }
@@ -282,4 +329,5 @@ const STATUS_TEXT: Partial<Record<ErrorCode, string>> = {
   origin_not_allowed: 'Forbidden',
   not_ready: 'Service Unavailable',
   not_found: 'Not Found',
+  rate_limited: 'Too Many Requests',
 };
