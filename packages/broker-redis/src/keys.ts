@@ -18,7 +18,10 @@ export class RedisKeys {
     this.#pubsubPrefix = `${prefix}:pub:`;
   }
 
-  /** Hash: `epoch` (the stream generation) and `top` (latest offset). */
+  /**
+   * Hash: `epoch` (the stream generation), `top` (latest offset) and `run` (the Redis that wrote
+   * it last: its run id, or `*` when that Redis fsyncs every write; scripts.ts ENSURE_EPOCH).
+   */
   meta(channel: string): string {
     return `${this.prefix}:{${channel}}:meta`;
   }

@@ -4,9 +4,11 @@
  * node sharing the Redis sees the same channels, history, positions and idempotency keys.
  *
  * After a disconnect the pub/sub connection resubscribes every channel before the broker says it
- * is ready again; the core then fills from history what pub/sub dropped meanwhile. A Redis that
- * restarted without persistence comes back empty: streams start over with new epochs, and
- * resuming clients are told `recovered: false`.
+ * is ready again; the core then fills from history what pub/sub dropped meanwhile. The commands
+ * connection finds out which Redis it reached (server-probe.ts) before anything is read or
+ * written: a Redis that restarted with everything it acknowledged (AOF fsynced on every write)
+ * keeps its channels' epochs; one that came back empty, or from an older snapshot, gives them new
+ * epochs, and resuming clients are told `recovered: false`.
  */
 import { publicationJson } from '@herald/protocol';
 import {
@@ -27,6 +29,7 @@ import type { RedisKeys } from './keys.js';
 import type { RedisLink } from './link.js';
 import { decodeRecord } from './record-text.js';
 import { HISTORY, PUBLISH, Script } from './scripts.js';
+import { probeServer, runMark, type RedisServerIdentity } from './server-probe.js';
 
 export interface RedisBrokerOptions extends HistoryLimits {
   /** Seconds an idle channel keeps its offset and epoch after its last publication (at least the ttl). */
@@ -35,6 +38,7 @@ export interface RedisBrokerOptions extends HistoryLimits {
 }
 
 const RESUBSCRIBE_RETRY_MS = 500;
+const PROBE_RETRY_MS = 500;
 const publishScript = new Script(PUBLISH);
 const historyScript = new Script(HISTORY);
 
@@ -50,6 +54,9 @@ export class RedisBroker implements Broker {
   /** The pub/sub connection subscribed everything since it last (re)connected. */
   #pubsubCurrent = false;
   #resubscribing: Promise<void> | undefined;
+  /** The Redis the current commands connection reached; unknown until probed after each (re)connect. */
+  #server: RedisServerIdentity | undefined;
+  #probing: Promise<void> | undefined;
   #unlisten: (() => void) | undefined;
 
   constructor(link: RedisLink, keys: RedisKeys, options: RedisBrokerOptions) {
@@ -65,6 +72,8 @@ export class RedisBroker implements Broker {
 
   async start(events: BrokerEvents): Promise<void> {
     await this.#link.connect();
+    this.#server = await probeServer(this.#link.commands);
+    this.#logServer('started');
     this.#events = events;
     this.#link.pubsub.on('message', (name: string, text: string) => this.#onMessage(name, text));
     await this.#link.pubsub.subscribe(this.#keys.control);
@@ -82,6 +91,7 @@ export class RedisBroker implements Broker {
 
   async publish(draft: PublishDraft): Promise<PublishResult> {
     this.#requireStarted();
+    const run = this.#requireRunMark();
     const channel = draft.channel;
     // The script puts offset and epoch right after the channel, as publicationJson would.
     const full = publicationJson(draft);
@@ -101,6 +111,7 @@ export class RedisBroker implements Broker {
         this.#metaTtlMs(),
         key === undefined ? 0 : IDEMPOTENCY_WINDOW_MS,
         this.#keys.pubsub(channel),
+        run,
       ],
     )) as [number, string];
     return { record: decodeRecord(channel, reply[1]), duplicate: reply[0] === 1 };
@@ -120,6 +131,7 @@ export class RedisBroker implements Broker {
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     const since = query.since;
+    const run = this.#requireRunMark();
     const reply = (await historyScript.run(
       this.#link.commands,
       [this.#keys.meta(channel), this.#keys.stream(channel)],
@@ -132,6 +144,7 @@ export class RedisBroker implements Broker {
         since?.offset ?? 0,
         since?.epoch ?? '',
         query.limit ?? -1,
+        run,
       ],
     )) as (string | number)[];
     const epoch = String(reply[0]);
@@ -163,6 +176,26 @@ export class RedisBroker implements Broker {
     return this.#events;
   }
 
+  /** Reads and writes wait for the probe of the current connection: its run mark decides epochs. */
+  #requireRunMark(): string {
+    if (this.#server === undefined) throw new Error('redis commands connection is not checked yet');
+    return runMark(this.#server);
+  }
+
+  #logServer(event: string): void {
+    const server = this.#server;
+    if (server === undefined) return;
+    const details = { runId: server.runId, fsyncsEveryWrite: server.fsyncsEveryWrite };
+    if (server.fsyncsEveryWrite === true)
+      this.#options.logger.info(details, `redis ${event}: keeps every acknowledged publication`);
+    else
+      this.#options.logger.warn(
+        details,
+        `redis ${event}: it does not fsync every write (appendonly yes, appendfsync always), so a Redis restart ` +
+          'may lose acknowledged publications; their channels then start new epochs (docs/scale-out.md, Durability)',
+      );
+  }
+
   #onMessage(name: string, text: string): void {
     const events = this.#events;
     if (events === undefined) return;
@@ -177,18 +210,44 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** Ready means: commands work and every wanted channel is subscribed on the current connection. */
+  /**
+   * Ready means: commands work on a connection whose Redis is known, and every wanted channel is
+   * subscribed on the current pub/sub connection.
+   */
   #linkChanged(): void {
     if (this.#events === undefined) return;
     if (!this.#link.pubsubReady) this.#pubsubCurrent = false;
     else if (!this.#pubsubCurrent && this.#resubscribing === undefined) {
       this.#resubscribing = this.#resubscribe();
     }
-    const ready = this.#link.commandsReady && this.#link.pubsubReady && this.#pubsubCurrent;
+    // A closed connection may come back to another Redis (a restart): nothing runs until probed.
+    if (!this.#link.commandsReady) this.#server = undefined;
+    else if (this.#server === undefined && this.#probing === undefined) this.#probing = this.#probe();
+    const ready =
+      this.#link.commandsReady && this.#server !== undefined && this.#link.pubsubReady && this.#pubsubCurrent;
     if (ready === this.#ready) return;
     this.#ready = ready;
     this.#options.logger.info({ ready }, ready ? 'redis broker ready' : 'redis broker lost its connection');
     this.#events.readiness(ready);
+  }
+
+  async #probe(): Promise<void> {
+    try {
+      const server = await probeServer(this.#link.commands);
+      // A reply from a connection that closed meanwhile describes a Redis we may no longer reach.
+      if (this.#link.commandsReady) {
+        this.#server = server;
+        this.#logServer('reconnected');
+      }
+      this.#probing = undefined;
+      this.#linkChanged();
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'redis server probe failed; retrying');
+      setTimeout(() => {
+        this.#probing = undefined;
+        this.#linkChanged();
+      }, PROBE_RETRY_MS).unref();
+    }
   }
 
   async #resubscribe(): Promise<void> {

@@ -16,12 +16,23 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * Creates the stream generation on first use: a new epoch, offset 0, and no stale entries.
  * Shared by publish and history so that reading an unknown channel fixes the epoch that its
  * first publication continues.
+ *
+ * `run` marks which Redis wrote the channel last: its run id, or `*` when that Redis fsyncs every
+ * write before answering (server-probe.ts). A channel last written by a Redis that has restarted
+ * since (another run id) and that did not fsync every write may have come back without its
+ * latest publications (an older snapshot, an unsynced AOF): its `top` fell back, and the next
+ * publications would reuse offsets that clients already hold with other data, a gap nobody
+ * would notice. Such a channel starts a new generation too, so every resume is told.
  */
-const ENSURE_EPOCH = `local function ensure_epoch(meta, stream, candidate, meta_ttl)
-  local epoch = redis.call('HGET', meta, 'epoch')
-  if epoch then return epoch, tonumber(redis.call('HGET', meta, 'top')) end
+const ENSURE_EPOCH = `local function ensure_epoch(meta, stream, candidate, meta_ttl, run)
+  local found = redis.call('HMGET', meta, 'epoch', 'top', 'run')
+  local epoch, seen = found[1], found[3]
+  if epoch and (seen == run or seen == '*') then
+    if seen ~= run then redis.call('HSET', meta, 'run', run) end
+    return epoch, tonumber(found[2])
+  end
   redis.call('DEL', stream)
-  redis.call('HSET', meta, 'epoch', candidate, 'top', 0)
+  redis.call('HSET', meta, 'epoch', candidate, 'top', 0, 'run', run)
   redis.call('PEXPIRE', meta, meta_ttl)
   return candidate, 0
 end`;
@@ -30,7 +41,7 @@ end`;
  * KEYS: meta, stream, idempotency key (the meta key again when there is none).
  * ARGV: mode ('s' stored, 'e' ephemeral), candidate epoch, JSON head (`{"channel":"…"`), JSON
  * rest (from `,"data":`), event ('' for none), size, ttl ms, meta ttl ms, idempotency window ms
- * (0 for none), pub/sub channel.
+ * (0 for none), pub/sub channel, run mark.
  * Returns {duplicate (0|1), record text}.
  */
 export const PUBLISH = `${NOW_MS}
@@ -44,7 +55,7 @@ local record
 if ARGV[1] == 'e' then
   record = '0\\n\\n' .. ARGV[5] .. '\\n' .. ARGV[3] .. ARGV[4]
 else
-  local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[2], ARGV[8])
+  local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[2], ARGV[8], ARGV[11])
   local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
   local json = ARGV[3] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. ARGV[4]
   if tonumber(ARGV[6]) > 0 then
@@ -62,7 +73,7 @@ return {0, record}`;
 /**
  * KEYS: meta, stream.
  * ARGV: candidate epoch, meta ttl ms, size, ttl ms, mode ('s' since, 'l' latest), since offset,
- * since epoch, limit (-1 for none).
+ * since epoch, limit (-1 for none), run mark.
  * Returns {epoch, top, recovered (-1 not asked, 0, 1), offset1, json1, event1, ...}, oldest first.
  *
  * Retention is decided here, whatever Redis still holds: an entry is served only when it is
@@ -71,7 +82,7 @@ return {0, record}`;
  */
 export const HISTORY = `${NOW_MS}
 ${ENSURE_EPOCH}
-local epoch, top = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+local epoch, top = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[9])
 local cutoff = now - tonumber(ARGV[4])
 local lowest = top - tonumber(ARGV[3]) + 1
 local limit = tonumber(ARGV[8])

@@ -3,14 +3,29 @@
  * may kill, restart, freeze (SIGSTOP) and thaw (SIGCONT), and a TCP proxy between hub and broker
  * whose link a test may cut and keep down. Never the shared servers on 6379 / 4222.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { portOpen } from '../../support/services.ts';
 
 export type BrokerKind = 'redis' | 'nats';
+
+/**
+ * What a restarted redis-server still has. `none`: nothing (`--save "" --appendonly no`).
+ * `aof`: everything it acknowledged (`--appendonly yes --appendfsync always`: every write is
+ * fsynced before its reply). `snapshot`: what the last `snapshot()` (SAVE) wrote, nothing after.
+ * NATS always runs with its JetStream file store.
+ */
+export type Persistence = 'none' | 'aof' | 'snapshot';
+
+const REDIS_PERSISTENCE: Record<Persistence, readonly string[]> = {
+  none: ['--save', '', '--appendonly', 'no'],
+  aof: ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'],
+  snapshot: ['--save', '', '--appendonly', 'no'],
+};
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,24 +41,39 @@ export function freePort(): Promise<number> {
 export class BrokerProcess {
   readonly kind: BrokerKind;
   readonly port: number;
-  readonly #dir: string | undefined;
+  readonly persistence: Persistence;
+  readonly #extraArgs: readonly string[];
+  /** The server's own data directory (JetStream store, AOF files, dump.rdb). */
+  readonly #dir: string;
   #child: ChildProcess | undefined;
   output = '';
 
-  private constructor(kind: BrokerKind, port: number, dir: string | undefined) {
+  private constructor(
+    kind: BrokerKind,
+    port: number,
+    persistence: Persistence,
+    dir: string,
+    extraArgs: readonly string[],
+  ) {
     this.kind = kind;
     this.port = port;
+    this.persistence = persistence;
     this.#dir = dir;
+    this.#extraArgs = extraArgs;
   }
 
-  static async start(kind: BrokerKind): Promise<BrokerProcess> {
+  /**
+   * `persistence` is Redis's; NATS always keeps its JetStream file store across a restart.
+   * `extraArgs` go to the server's command line after ours.
+   */
+  static async start(
+    kind: BrokerKind,
+    persistence: Persistence = 'none',
+    extraArgs: readonly string[] = [],
+  ): Promise<BrokerProcess> {
     const port = await freePort();
-    // Redis without persistence (a restart loses everything); NATS with a JetStream store that survives.
-    const broker = new BrokerProcess(
-      kind,
-      port,
-      kind === 'nats' ? mkdtempSync(join(tmpdir(), 'herald-rel-nats-')) : undefined,
-    );
+    const dir = mkdtempSync(join(tmpdir(), `herald-rel-${kind}-`));
+    const broker = new BrokerProcess(kind, port, persistence, dir, extraArgs);
     await broker.restart();
     return broker;
   }
@@ -61,9 +91,21 @@ export class BrokerProcess {
       this.kind === 'redis'
         ? [
             '/usr/bin/redis-server',
-            ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+            [
+              '--port',
+              String(this.port),
+              '--bind',
+              '127.0.0.1',
+              '--dir',
+              this.#dir,
+              ...REDIS_PERSISTENCE[this.persistence],
+              ...this.#extraArgs,
+            ],
           ]
-        : ['/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.#dir as string]];
+        : [
+            '/usr/sbin/nats-server',
+            ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.#dir, ...this.#extraArgs],
+          ];
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-4000)));
     child.stderr?.on('data', (d: Buffer) => (this.output = (this.output + d.toString()).slice(-4000)));
@@ -73,6 +115,13 @@ export class BrokerProcess {
       if (Date.now() > deadline || !this.running) throw new Error(`${command} did not start: ${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Redis: writes a snapshot (SAVE) that the next start loads; what is written after it is lost by a crash. */
+  async snapshot(): Promise<void> {
+    if (this.kind !== 'redis') throw new Error('only redis-server takes snapshots');
+    const { stdout } = await promisify(execFile)('/usr/bin/redis-cli', ['-p', String(this.port), 'SAVE']);
+    if (stdout.trim() !== 'OK') throw new Error(`SAVE answered ${stdout}`);
   }
 
   /** SIGKILL: a crash. */
@@ -96,7 +145,7 @@ export class BrokerProcess {
 
   async dispose(): Promise<void> {
     await this.kill();
-    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true });
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 }
 
