@@ -2,7 +2,7 @@
  * Figures for docs/integrations.md, with the public API and local endpoints only (bounded: fixed
  * counts, about half a minute on 2 cores).
  *   node --conditions=herald-source --import tsx packages/integrations/scripts/measure.ts
- *        [--quick] [--no-redis] [--only=webhooks|push]
+ *        [--quick] [--no-redis] [--no-nats] [--only=webhooks|push]
  *
  * 1. Webhook delivery latency: client publications over WebSocket at 100/s, each becoming a
  *    `publication` webhook to a local receiver (a worker thread) that verifies the signature;
@@ -12,7 +12,8 @@
  *    i.e. what the sweep adds to the configured delay.
  * 3. Web Push throughput: publications with a `push` section to offline users, each encrypted
  *    (RFC 8291) and signed (VAPID) and POSTed to a local push service; pushes per second from the
- *    first publish to the last push received. Memory store, then Redis store and registry.
+ *    first publish to the last push received. Memory store, then Redis, then NATS KV store and
+ *    registry.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
@@ -31,6 +32,7 @@ import WebSocket from 'ws';
 
 const quick = process.argv.includes('--quick');
 const withRedis = !process.argv.includes('--no-redis');
+const withNats = !process.argv.includes('--no-nats');
 const API_KEY = randomBytes(24).toString('base64url');
 const JWT_SECRET = randomBytes(32).toString('base64url');
 const SECRET = 'whsec-measure-0123456789';
@@ -207,7 +209,9 @@ async function offlineLag(): Promise<void> {
   await rx.close();
 }
 
-async function pushThroughput(store: 'memory' | 'redis'): Promise<void> {
+const SHARED_STATE = { redis: 'redis://127.0.0.1:6379', nats: 'nats://127.0.0.1:4222' } as const;
+
+async function pushThroughput(store: 'memory' | 'redis' | 'nats'): Promise<void> {
   const pushes = quick ? 300 : 2000;
   const users = 100;
   // The push service runs in a worker thread (another event loop, like a remote service): 201 to all.
@@ -222,7 +226,7 @@ async function pushThroughput(store: 'memory' | 'redis'): Promise<void> {
   const { server, url } = await hub();
   const namespace = `measure-${randomUUID().slice(0, 8)}`;
   const integrations = await startIntegrations(server, {
-    ...(store === 'redis' ? { registry: 'redis://127.0.0.1:6379', namespace } : {}),
+    ...(store === 'memory' ? {} : { registry: SHARED_STATE[store], namespace }),
     push: {
       vapid: { subject: 'mailto:ops@example.com' },
       allowInsecureEndpoints: true,
@@ -262,7 +266,7 @@ async function pushThroughput(store: 'memory' | 'redis'): Promise<void> {
   await until(() => received === pushes, 'all pushes');
   const seconds = (performance.now() - started) / 1000;
   console.log(
-    `| Web Push throughput (${store} store${store === 'redis' ? ' and registry' : ''}, aes128gcm + VAPID, concurrency 16) | ${(pushes / seconds).toFixed(0)} pushes/s (${pushes} in ${seconds.toFixed(2)} s) |`,
+    `| Web Push throughput (${store} store${store === 'memory' ? '' : ' and registry'}, aes128gcm + VAPID, concurrency 16) | ${(pushes / seconds).toFixed(0)} pushes/s (${pushes} in ${seconds.toFixed(2)} s) |`,
   );
   await server.close();
   await integrations.close();
@@ -273,6 +277,15 @@ async function pushThroughput(store: 'memory' | 'redis'): Promise<void> {
     const keys = await redis.keys(`herald:{${namespace}}:*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
+  }
+  if (store === 'nats') {
+    const { connect } = await import('nats');
+    const nc = await connect({ servers: '127.0.0.1:4222' });
+    const jsm = await nc.jetstreamManager();
+    const doomed: string[] = [];
+    for await (const name of jsm.streams.names()) if (name.includes(`_${namespace}`)) doomed.push(name);
+    for (const name of doomed) await jsm.streams.delete(name);
+    await nc.close();
   }
 }
 
@@ -291,4 +304,5 @@ if (only === undefined || only === 'webhooks') {
 if (only === undefined || only === 'push') {
   await pushThroughput('memory');
   if (withRedis) await pushThroughput('redis');
+  if (withNats) await pushThroughput('nats');
 }

@@ -37,6 +37,10 @@ export { WebhookDispatcher, type WebhookDispatcherOptions } from './webhooks/dis
 export { DeadLetterLog, type DeadLetter, type DeadLetterReason } from './webhooks/dead-letter.js';
 export { WebhookService, type WebhookFilter } from './webhooks/service.js';
 export { DropOldestQueue } from './webhooks/queue.js';
+export type { Claim, Outbox } from './webhooks/outbox.js';
+export { MemoryOutbox } from './webhooks/memory-outbox.js';
+export { RedisOutbox, type RedisOutboxOptions } from './webhooks/redis-outbox.js';
+export { NatsOutbox, type NatsOutboxOptions } from './webhooks/nats-outbox.js';
 export { backoffDelay } from './webhooks/backoff.js';
 
 export { parsePushSection, pushPayload, type PushSection, type Urgency } from './push/section.js';
@@ -44,6 +48,7 @@ export { parsePreferences, inQuietHours, isMuted, type PushPreferences, type Qui
 export type { PushStore, PushSubscriptionRecord, VapidKeys } from './push/store.js';
 export { MemoryPushStore } from './push/memory-store.js';
 export { RedisPushStore, type RedisPushStoreOptions } from './push/redis-store.js';
+export { NatsPushStore, type NatsPushStoreOptions } from './push/nats-store.js';
 export { WebPushSender, generateVapidKeys, type PushOutcome, type VapidDetails } from './push/sender.js';
 export { PushNotifier, type PushDecision, type PushNotifierOptions } from './push/notifier.js';
 export { pushRoutes, pushSubscriptionId, type PushRoutesOptions } from './push/routes.js';

@@ -31,6 +31,10 @@ export interface WebhookOptions {
   readonly queueSize: number;
   readonly concurrency: number;
   readonly deadLetterFile: string | undefined;
+  /** Where events wait: `memory` (this process), `redis://...` or `nats://...` (survive a crash). */
+  readonly outbox: StateUrl;
+  /** An event held this long by a node that does not answer is taken over by another node. */
+  readonly claimIdleMs: number;
 }
 
 export interface PushOptionsResolved {
@@ -81,7 +85,8 @@ const seconds = (value: number | undefined, fallback: number): number => Math.ro
 
 /**
  * Resolves the section. `brokerUrl` (HERALD_BROKER) is where shared state goes when the section
- * does not say: a Redis broker means a Redis registry and push store, NATS a NATS KV registry.
+ * does not say: a Redis broker means a Redis registry and push store, NATS a NATS KV registry and
+ * push store.
  */
 export function resolveIntegrationsOptions(config: unknown, brokerUrl = 'memory'): IntegrationsOptions {
   const p = 'integrations';
@@ -102,7 +107,7 @@ export function resolveIntegrationsOptions(config: unknown, brokerUrl = 'memory'
     namespace: namespace ?? broker.namespace ?? 'default',
     nodeTtlMs: seconds(number(c.nodeTtl, `${p}.nodeTtl`, 1, 3600), 15),
     sweepIntervalMs: seconds(number(c.sweepInterval, `${p}.sweepInterval`, 0.01, 60), 1),
-    webhooks: webhooks(c.webhooks, `${p}.webhooks`),
+    webhooks: webhooks(c.webhooks, `${p}.webhooks`, registry ?? defaultState),
     push: push(c.push, `${p}.push`, registry ?? defaultState),
     bridges: bridges(c.bridges, `${p}.bridges`),
   };
@@ -126,7 +131,7 @@ function fromBroker(brokerUrl: string): { url: string; namespace: string | undef
   };
 }
 
-function webhooks(value: unknown, p: string): WebhookOptions | undefined {
+function webhooks(value: unknown, p: string, defaultState: string): WebhookOptions | undefined {
   const w = object(value, p, [
     'url',
     'secret',
@@ -141,6 +146,8 @@ function webhooks(value: unknown, p: string): WebhookOptions | undefined {
     'queueSize',
     'concurrency',
     'deadLetterFile',
+    'outbox',
+    'claimIdle',
   ]);
   if (w === undefined) return undefined;
   const url = string(w.url, `${p}.url`, { pattern: /^https?:\/\/\S+$/, describe: 'an http(s) URL' });
@@ -160,6 +167,11 @@ function webhooks(value: unknown, p: string): WebhookOptions | undefined {
   const retryBaseMs = seconds(number(w.retryBase, `${p}.retryBase`, 0.001, 3600), 1);
   const retryMaxMs = seconds(number(w.retryMax, `${p}.retryMax`, 0.001, 86_400), 300);
   if (retryMaxMs < retryBaseMs) fail(`${p}.retryMax`, 'must not be below retryBase');
+  const timeoutMs = seconds(number(w.timeout, `${p}.timeout`, 0.01, 300), 10);
+  // Above the request timeout, so a node still waiting for an answer keeps its event.
+  const claimIdleMs = seconds(number(w.claimIdle, `${p}.claimIdle`, 0.1, 3600), Math.max(30, timeoutMs / 1000 + 20));
+  if (claimIdleMs <= timeoutMs) fail(`${p}.claimIdle`, 'must be above timeout (a few seconds above it)');
+  const outbox = string(w.outbox, `${p}.outbox`, { pattern: STATE_URL, describe: 'memory, redis://... or nats://...' });
   return {
     url,
     secrets,
@@ -167,13 +179,15 @@ function webhooks(value: unknown, p: string): WebhookOptions | undefined {
     channels,
     offlineDelayMs: seconds(number(w.offlineDelay, `${p}.offlineDelay`, 0, 3600), 5),
     vacatedDelayMs: seconds(number(w.vacatedDelay, `${p}.vacatedDelay`, 0, 3600), 5),
-    timeoutMs: seconds(number(w.timeout, `${p}.timeout`, 0.01, 300), 10),
+    timeoutMs,
     maxAttempts: number(w.maxAttempts, `${p}.maxAttempts`, 1, 100, { integer: true }) ?? 10,
     retryBaseMs,
     retryMaxMs,
     queueSize: number(w.queueSize, `${p}.queueSize`, 1, 10_000_000, { integer: true }) ?? 10_000,
     concurrency: number(w.concurrency, `${p}.concurrency`, 1, 1000, { integer: true }) ?? 8,
     deadLetterFile: string(w.deadLetterFile, `${p}.deadLetterFile`),
+    outbox: outbox ?? defaultState,
+    claimIdleMs,
   };
 }
 
@@ -214,8 +228,8 @@ function push(value: unknown, p: string, defaultState: string): PushOptionsResol
   if (privateKey !== undefined && Buffer.from(privateKey, 'base64url').length !== 32)
     fail(`${p}.vapid.privateKey`, 'must encode 32 bytes');
   const store = string(o.store, `${p}.store`, {
-    pattern: /^(memory|redis:\/\/\S+|rediss:\/\/\S+)$/,
-    describe: 'memory or redis://...',
+    pattern: STATE_URL,
+    describe: 'memory, redis://... or nats://...',
   });
   const userChannels = strings(o.userChannels, `${p}.userChannels`) ?? ['user:{userId}'];
   compiled(`${p}.userChannels`, () => compileUserChannels(userChannels));
@@ -230,7 +244,7 @@ function push(value: unknown, p: string, defaultState: string): PushOptionsResol
   }
   return {
     vapid: { subject, ...(publicKey === undefined ? {} : { publicKey, privateKey: privateKey as string }) },
-    store: store ?? (/^rediss?:\/\//.test(defaultState) ? defaultState : 'memory'),
+    store: store ?? defaultState,
     userChannels,
     allowClientPush: boolean(o.allowClientPush, `${p}.allowClientPush`) ?? false,
     rateLimit,

@@ -19,6 +19,7 @@ import { NatsConnectionRegistry } from './presence/nats-registry.js';
 import { RedisConnectionRegistry } from './presence/redis-registry.js';
 import { ConnectionTracker } from './presence/tracker.js';
 import { MemoryPushStore } from './push/memory-store.js';
+import { NatsPushStore } from './push/nats-store.js';
 import { PushNotifier } from './push/notifier.js';
 import { RedisPushStore } from './push/redis-store.js';
 import { pushRoutes } from './push/routes.js';
@@ -27,6 +28,10 @@ import type { PushStore } from './push/store.js';
 import { compileUserChannels } from './push/user-channels.js';
 import { DeadLetterLog } from './webhooks/dead-letter.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { MemoryOutbox } from './webhooks/memory-outbox.js';
+import { NatsOutbox } from './webhooks/nats-outbox.js';
+import type { Outbox } from './webhooks/outbox.js';
+import { RedisOutbox } from './webhooks/redis-outbox.js';
 import { WebhookService } from './webhooks/service.js';
 
 export interface StartContext {
@@ -82,10 +87,14 @@ export async function startIntegrations(
               deadLetter: new DeadLetterLog(w.deadLetterFile, logger),
               logger,
               registry: metrics,
+              outbox: createOutbox(w.outbox, options.namespace, w.queueSize, w.claimIdleMs),
             }),
             { events: w.events, channels: compilePatterns(w.channels) },
           );
-    if (webhooks !== undefined) closers.push(() => webhooks.dispatcher.close());
+    if (webhooks !== undefined) {
+      closers.push(() => webhooks.dispatcher.close());
+      await webhooks.dispatcher.start();
+    }
 
     let tracker: ConnectionTracker | undefined;
     if (webhooks?.wantsPresence === true || options.push !== undefined) {
@@ -119,16 +128,13 @@ export async function startIntegrations(
     let push: PushNotifier | undefined;
     const p = options.push;
     if (p !== undefined && tracker !== undefined) {
-      const store: PushStore =
-        p.store === 'memory'
-          ? new MemoryPushStore()
-          : new RedisPushStore({ url: p.store, prefix: `herald:{${options.namespace}}:push:` });
+      const store = createPushStore(p.store, options.namespace);
       await store.start();
       closers.push(() => store.close());
       if (store.name === 'memory' && options.registry !== 'memory') {
         logger.warn(
           { registry: options.registry },
-          'push: subscriptions are kept in this process only; with several nodes set integrations.push.store to redis://...',
+          'push: subscriptions are kept in this process only; with several nodes set integrations.push.store to redis:// or nats://',
         );
       }
       const keys =
@@ -187,7 +193,7 @@ export async function startIntegrations(
     logger.info(
       {
         registry: tracker?.registry.name,
-        webhooks: webhooks !== undefined,
+        webhooks: webhooks?.dispatcher.outbox.name,
         push: push !== undefined,
         bridges: bridges.map((b) => `${b.type}:${b.name}`),
       },
@@ -210,6 +216,21 @@ function createRegistry(options: IntegrationsOptions): ConnectionRegistry {
     return new NatsConnectionRegistry({ url, bucket: `herald_presence_${options.namespace}`, ...timing });
   }
   return new MemoryConnectionRegistry(timing);
+}
+
+function createPushStore(url: string, namespace: string): PushStore {
+  if (/^rediss?:\/\//.test(url)) return new RedisPushStore({ url, prefix: `herald:{${namespace}}:push:` });
+  if (url.startsWith('nats://')) return new NatsPushStore({ url, bucket: `herald_push_${namespace}` });
+  return new MemoryPushStore();
+}
+
+/** Webhook events wait where shared state lives, so they outlive the node that created them. */
+function createOutbox(url: string, namespace: string, capacity: number, claimIdleMs: number): Outbox {
+  if (/^rediss?:\/\//.test(url)) {
+    return new RedisOutbox({ url, prefix: `herald:{${namespace}}:webhooks:`, capacity, claimIdleMs });
+  }
+  if (url.startsWith('nats://')) return new NatsOutbox({ url, namespace, capacity, claimIdleMs });
+  return new MemoryOutbox(capacity);
 }
 
 function createBridge(

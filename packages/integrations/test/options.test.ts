@@ -35,7 +35,9 @@ describe('integrations options', () => {
     const prefixed = resolveIntegrationsOptions({}, 'redis://10.0.0.1:6379/2?prefix=shop.eu');
     assert.deepEqual([prefixed.registry, prefixed.namespace], ['redis://10.0.0.1:6379/2', 'shop_eu']);
     const withPush = resolveIntegrationsOptions({ push: { vapid: { subject: 'mailto:a@b.c' } } }, 'nats://x:4222');
-    assert.equal(withPush.push?.store, 'memory', 'push has no NATS store: memory unless told otherwise');
+    assert.equal(withPush.push?.store, 'nats://x:4222', 'the push store follows a NATS broker too');
+    const explicit = { push: { vapid: { subject: 'mailto:a@b.c' }, store: 'memory' } };
+    assert.equal(resolveIntegrationsOptions(explicit, 'nats://x:4222').push?.store, 'memory');
     const hooks = resolveIntegrationsOptions({ webhooks: { url: 'https://b.example/h', secret: SECRET } });
     assert.deepEqual(
       [...hooks.webhooks!.events],

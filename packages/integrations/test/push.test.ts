@@ -1,16 +1,18 @@
 /**
  * Web Push for offline users, end to end: a real hub, the real routes, web-push's encryption and
  * VAPID, and a local push service that decrypts every message (RFC 8291) and verifies the VAPID
- * JWT (RFC 8292). Run with the memory store and with the Redis store.
+ * JWT (RFC 8292). Run with the memory store, the Redis store and the NATS KV store; with the
+ * shared ones, a second hub node on the same store too.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { pushSubscriptionId, startIntegrations, type Integrations } from '../src/index.ts';
 import { api, publish, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
 import { requireService } from '../../../test/support/services.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
+import { deleteNatsBuckets } from './support/nats-buckets.ts';
 import { PushService } from './support/receivers.ts';
 
 const RUN = randomUUID().slice(0, 8);
@@ -25,28 +27,35 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
 }
 const SUBJECT = 'mailto:ops@example.com';
 
-for (const storeKind of ['memory', 'redis'] as const) {
+const SHARED_STATE = { redis: 'redis://127.0.0.1:6379', nats: 'nats://127.0.0.1:4222' } as const;
+
+for (const storeKind of ['memory', 'redis', 'nats'] as const) {
   describe(`web push (${storeKind} store)`, () => {
     let hub: TestHub;
     let integrations: Integrations;
     let pushService: PushService;
     let skip = false;
     const namespace = `t${RUN}${storeKind}`;
+    /** The section of every node: the shared store follows the registry. */
+    const section = {
+      ...(storeKind === 'memory' ? {} : { registry: SHARED_STATE[storeKind], namespace }),
+      sweepInterval: 0.05,
+      push: {
+        vapid: { subject: SUBJECT },
+        allowInsecureEndpoints: true,
+        endpointHosts: ['127.0.0.1'],
+        rateLimit: { limit: 3, window: 3600 },
+        userChannels: ['user:{userId}', 'inbox:{userId}:*'],
+      },
+    };
+    /** False (the test skips, or fails with HERALD_REQUIRE_SERVICES=1) when the store's server is missing. */
+    const ready = async (t: TestContext): Promise<boolean> => storeKind === 'memory' || requireService(t, storeKind);
 
     before(async () => {
       pushService = await new PushService().start();
       hub = await startHub();
-      integrations = await startIntegrations(hub.server, {
-        ...(storeKind === 'redis' ? { registry: 'redis://127.0.0.1:6379', namespace } : {}),
-        sweepInterval: 0.05,
-        push: {
-          vapid: { subject: SUBJECT },
-          allowInsecureEndpoints: true,
-          endpointHosts: ['127.0.0.1'],
-          rateLimit: { limit: 3, window: 3600 },
-          userChannels: ['user:{userId}', 'inbox:{userId}:*'],
-        },
-      });
+      integrations = await startIntegrations(hub.server, section);
+      assert.equal(integrations.push?.store.name, storeKind);
     });
     after(async () => {
       await hub?.close();
@@ -57,6 +66,10 @@ for (const storeKind of ['memory', 'redis'] as const) {
         const keys = await redis.keys(`herald:{${namespace}}:*`);
         if (keys.length > 0) await redis.del(...keys);
         await redis.quit();
+      }
+      if (storeKind === 'nats' && !skip) {
+        await deleteNatsBuckets(`herald_push_${namespace}`);
+        await deleteNatsBuckets(`herald_presence_${namespace}`);
       }
     });
 
@@ -86,14 +99,14 @@ for (const storeKind of ['memory', 'redis'] as const) {
     }
 
     it('serves the VAPID public key', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return void (skip = true);
+      if (!(await ready(t))) return void (skip = true);
       const answer = await fetch(`${hub.url}/api/push/vapid-public-key`).then((r) => r.json());
       assert.equal(Buffer.from(answer.publicKey, 'base64url').length, 65);
       assert.equal(answer.publicKey, integrations.push?.sender.publicKey);
     });
 
     it('pushes an offline user: the push service decrypts exactly the payload, signed with VAPID', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const user = `bob-${randomUUID()}`;
       const sub = await browser(user);
       const channel = `user:${user}`;
@@ -128,7 +141,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('does not push a user with a live connection on any transport', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const user = `carol-${randomUUID()}`;
       const sub = await browser(user);
       const client = await WsTestClient.connect(hub.wsUrl, await token({ sub: user }));
@@ -141,7 +154,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('removes a subscription the push service reports gone (410)', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const user = `dave-${randomUUID()}`;
       const sub = await browser(user);
       const keep = await browser(user);
@@ -162,7 +175,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('honours preferences: muted channels, quiet hours (high urgency passes)', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const user = `erin-${randomUUID()}`;
       const sub = await browser(user);
       const jwt = await token({ sub: user });
@@ -191,7 +204,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('rate-limits per user, and handles each publication once', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const user = `frank-${randomUUID()}`;
       const sub = await browser(user);
       const before = await decisions();
@@ -211,7 +224,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('refuses bad push sections and registrations with clear errors', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const status = async (body: unknown, bearer?: string): Promise<[number, string]> => {
         const a = await api(hub, 'POST', '/api/publish', body, bearer);
         return [a.status, a.body?.error?.code];
@@ -241,7 +254,7 @@ for (const storeKind of ['memory', 'redis'] as const) {
     });
 
     it('moves an endpoint to the user who registered it last (a shared browser), and deletes it', async (t) => {
-      if (storeKind === 'redis' && !(await requireService(t, 'redis'))) return;
+      if (!(await ready(t))) return;
       const first = `hank-${randomUUID()}`;
       const second = `ivy-${randomUUID()}`;
       const sub = await browser(first);
@@ -253,5 +266,53 @@ for (const storeKind of ['memory', 'redis'] as const) {
       assert.deepEqual(removed.body, { removed: true });
       assert.equal((await api(hub, 'GET', '/api/push/subscriptions', undefined, jwt2)).body.subscriptions.length, 0);
     });
+
+    // A memory store is one process's: there is nothing for a second node to share.
+    if (storeKind !== 'memory') {
+      it('a second node shares the store: the VAPID pair, the subscriptions, and each publication pushed once', async (t) => {
+        if (!(await ready(t))) return;
+        const other = await startHub();
+        const second = await startIntegrations(other.server, section);
+        try {
+          assert.equal(second.push?.sender.publicKey, integrations.push?.sender.publicKey, 'the first node’s pair');
+          const user = `kim-${randomUUID()}`;
+          const sub = await browser(user);
+          const listed = await api(other, 'GET', '/api/push/subscriptions', undefined, await token({ sub: user }));
+          assert.deepEqual(
+            listed.body.subscriptions.map((s: { id: string }) => s.id),
+            [pushSubscriptionId(sub.json.endpoint)],
+          );
+          // Both nodes handle the same publications at the same time (a hook replayed on every node).
+          const channel = `user:${user}`;
+          const count = async (decision: string): Promise<number> => {
+            let total = 0;
+            for (const node of [hub, other]) {
+              const text = await node.server.metrics.getSingleMetricAsString('herald_push_decisions_total');
+              total += Number(new RegExp(`decision="${decision}"} (\\d+)`).exec(text)?.[1] ?? 0);
+            }
+            return total;
+          };
+          const before = { send: await count('send'), duplicate: await count('duplicate') };
+          const rounds = 3; // within the rate limit of 3 per user
+          for (let offset = 1; offset <= rounds; offset++) {
+            const record = { channel, offset, epoch: `e-${RUN}`, json: `{"ts":${Date.now()}}` };
+            integrations.push?.notify(record, { title: `#${offset}` });
+            second.push?.notify(record, { title: `#${offset}` });
+          }
+          await eventually(
+            async () =>
+              (await count('send')) + (await count('duplicate')) === before.send + before.duplicate + 2 * rounds,
+            'both nodes to decide every publication',
+          );
+          assert.equal((await count('send')) - before.send, rounds);
+          assert.equal((await count('duplicate')) - before.duplicate, rounds);
+          // One send per publication, to the one subscription: exactly one push each.
+          await until(() => pushService.for(sub.id).length === rounds, 'one push per publication');
+        } finally {
+          await other.close();
+          await second.close();
+        }
+      });
+    }
   });
 }

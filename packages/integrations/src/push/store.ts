@@ -1,6 +1,7 @@
 /**
  * Where push subscriptions, preferences, dedupe marks, rate counters and the shared VAPID key pair
- * live. Memory for one process; Redis to share them between nodes (`push/redis-store.ts`).
+ * live. Memory for one process; Redis or NATS KV to share them between nodes (`push/redis-store.ts`,
+ * `push/nats-store.ts`).
  */
 import type { PushPreferences } from './preferences.js';
 
