@@ -12,6 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type KV, type KvEntry, type NatsConnection } from 'nats';
+import { jsonBytes, kvUpdate } from '../nats-kv.js';
 import {
   TRACKED_KINDS,
   type CloseOptions,
@@ -38,10 +39,8 @@ interface IdState {
   readonly due?: number;
 }
 
-const MAX_CAS_ATTEMPTS = 25;
 const encode = (id: string): string => Buffer.from(id, 'utf8').toString('base64url');
 const decode = (id: string): string => Buffer.from(id, 'base64url').toString('utf8');
-const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
 
 export class NatsConnectionRegistry implements ConnectionRegistry {
   readonly name = 'nats';
@@ -70,7 +69,7 @@ export class NatsConnectionRegistry implements ConnectionRegistry {
   async start(): Promise<void> {
     this.#nc = await connect({ servers: this.#options.url.split(','), name: `herald-registry-${this.nodeId}` });
     this.#kv = await this.#nc.jetstream().views.kv(this.#options.bucket ?? 'herald_integrations', { history: 1 });
-    await this.#kv.put(`node.${this.nodeId}`, json({ at: this.#now() }));
+    await this.#kv.put(`node.${this.nodeId}`, jsonBytes({ at: this.#now() }));
   }
 
   async close(options: CloseOptions = {}): Promise<void> {
@@ -112,7 +111,7 @@ export class NatsConnectionRegistry implements ConnectionRegistry {
     const now = this.#now();
     const out: Transition[] = [];
     const self = await kv.get(`node.${this.nodeId}`);
-    await kv.put(`node.${this.nodeId}`, json({ at: now }));
+    await kv.put(`node.${this.nodeId}`, jsonBytes({ at: now }));
     if (self === null || self.operation !== 'PUT') {
       // This node was declared dead while alive (a long pause): take its ids back.
       for (const kind of TRACKED_KINDS) {
@@ -179,35 +178,12 @@ export class NatsConnectionRegistry implements ConnectionRegistry {
     if (scheduled) await this.#bucket.put(`d.${kind}.${encode(id)}`, new Uint8Array());
   }
 
-  /**
-   * Compare-and-set: applies `change` (a pure function of the current value; undefined = absent)
-   * and writes the result only if nobody wrote the key meanwhile, else reads again and retries.
-   */
-  async #mutate(
+  /** Compare-and-set on one key (kvUpdate): retried until nobody wrote the key meanwhile. */
+  #mutate(
     key: string,
     change: (cur: IdState | undefined) => IdState | undefined,
   ): Promise<{ before: IdState | undefined; after: IdState | undefined }> {
-    const kv = this.#bucket;
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-      const entry = await kv.get(key);
-      const live = entry !== null && entry.operation === 'PUT';
-      const before = live ? entry.json<IdState>() : undefined;
-      const after = change(before);
-      try {
-        if (after === before) return { before, after };
-        if (after === undefined) {
-          if (live) await kv.delete(key, { previousSeq: entry.revision });
-        } else if (entry === null) {
-          await kv.create(key, json(after));
-        } else {
-          await kv.update(key, json(after), entry.revision);
-        }
-        return { before, after };
-      } catch (error) {
-        if (!isConflict(error)) throw error;
-      }
-    }
-    throw new Error(`NATS KV key ${key} kept changing: gave up after ${MAX_CAS_ATTEMPTS} attempts`);
+    return kvUpdate(this.#bucket, key, change);
   }
 
   async #keys(filter: string): Promise<string[]> {
@@ -215,9 +191,4 @@ export class NatsConnectionRegistry implements ConnectionRegistry {
     for await (const key of await this.#bucket.keys(filter)) keys.push(key);
     return keys;
   }
-}
-
-function isConflict(error: unknown): boolean {
-  const e = error as { message?: string; api_error?: { err_code?: number } };
-  return e.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(e.message ?? '');
 }
