@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { API_KEY, api, publish, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
+import { poll } from '../../../test/support/poll.ts';
+import { RawSse } from '../../../test/support/sse.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 
 /** Asserts the one error shape of PROTOCOL.md section 4. */
@@ -97,6 +99,9 @@ describe('server API', () => {
       [{ channel: 'a', data: 1, event: 'herald.connected' }, 'reserved_event'],
       [{ channel: 'a', data: 1, event: 5 }, 'bad_request'],
       [{ channel: 'a', data: 1, event: '' }, 'bad_request'],
+      [{ channel: 'a', data: 1, event: 'line\nbreak' }, 'bad_request'],
+      [{ channel: 'a', data: 1, event: 'e'.repeat(1001) }, 'bad_request'],
+      [{ channel: 'a', data: 1, idempotencyKey: 'tab\tkey' }, 'bad_request'],
       [{ channel: 'a', data: 1, ephemeral: 'yes' }, 'bad_request'],
       [{ channel: 'a', data: 1, idempotencyKey: '' }, 'bad_request'],
       [{ channel: 'a', data: 1, idempotencyKey: 7 }, 'bad_request'],
@@ -112,6 +117,40 @@ describe('server API', () => {
     }
     assertError(await api(hub, 'GET', '/api/channels/bad%20channel/history'), 400, 'bad_channel');
     assertError(await api(hub, 'GET', '/api/channels/%E0%A4%A/history'), 400, 'bad_channel');
+  });
+
+  it('takes event names in any script, delivered as they are on every transport', async () => {
+    // PROTOCOL.md section 2 reserves only the herald. prefix: names are not limited to ASCII.
+    const channel = 'api:events';
+    const names = ['statut_mis_à_jour', '注文', 'order shipped 🚚', 'e'.repeat(1000)];
+    const jwt = await token();
+    const ws = await WsTestClient.connect(hub.wsUrl, jwt);
+    await ws.ok('subscribe', { channel });
+    const sse = await RawSse.open(`${hub.url}/sse?channel=${channel}&token=${jwt}`);
+    const first = await poll(hub.url, { channels: [channel], token: jwt, timeout: 1 });
+    try {
+      for (const [i, event] of names.entries()) await publish(hub, channel, i, { event, idempotencyKey: `clé-${i}` });
+      await until(
+        () => ws.publications(channel).length === names.length && sse.publications().length === names.length,
+        'deliveries',
+      );
+      assert.deepEqual(
+        ws.publications(channel).map((p) => p.event),
+        names,
+      );
+      assert.deepEqual(
+        sse.events.filter((e) => e.event !== 'herald.connected').map((e) => e.event),
+        names,
+      );
+      const polled = await poll(hub.url, { channels: [channel], token: jwt, cursor: first.body.cursor, timeout: 1 });
+      assert.deepEqual(
+        polled.body.publications.map((p: { event: string }) => p.event),
+        names,
+      );
+    } finally {
+      ws.close();
+      sse.close();
+    }
   });
 
   it('answers 404 for unknown routes and 405 for the wrong method', async () => {
