@@ -17,14 +17,19 @@ export function counter<L extends string>(
   return new Counter({ name, help, labelNames, registers: registry === undefined ? [] : [registry] });
 }
 
-export function gauge(registry: Registry | undefined, name: string, help: string, read: () => number): Gauge {
+export function gauge(
+  registry: Registry | undefined,
+  name: string,
+  help: string,
+  read: () => number | Promise<number>,
+): Gauge {
   registry?.removeSingleMetric(name);
   return new Gauge({
     name,
     help,
     registers: registry === undefined ? [] : [registry],
-    collect() {
-      this.set(read());
+    async collect() {
+      this.set(await read());
     },
   });
 }

@@ -47,6 +47,25 @@ describe('integrations options', () => {
     assert.equal(hooks.webhooks?.offlineDelayMs, 5000);
   });
 
+  it('the webhook outbox follows shared state; its claim timeout stays above the request timeout', () => {
+    const hooks = { url: 'https://b.example/h', secret: SECRET };
+    const outbox = (config: object, broker?: string): string | undefined =>
+      resolveIntegrationsOptions({ webhooks: hooks, ...config }, broker).webhooks?.outbox;
+    assert.equal(outbox({}), 'memory');
+    assert.equal(outbox({}, 'redis://10.0.0.1:6379?prefix=eu'), 'redis://10.0.0.1:6379');
+    assert.equal(outbox({}, 'nats://10.0.0.1:4222'), 'nats://10.0.0.1:4222');
+    assert.equal(outbox({ registry: 'memory' }, 'nats://10.0.0.1:4222'), 'memory');
+    const own = { webhooks: { ...hooks, outbox: 'memory' } };
+    assert.equal(resolveIntegrationsOptions(own, 'redis://x:6379').webhooks?.outbox, 'memory');
+    const claimIdle = (w: object): number | undefined =>
+      resolveIntegrationsOptions({ webhooks: { ...hooks, ...w } }).webhooks?.claimIdleMs;
+    assert.equal(claimIdle({}), 30_000);
+    assert.equal(claimIdle({ timeout: 25 }), 45_000);
+    assert.equal(claimIdle({ timeout: 2, claimIdle: 3 }), 3000);
+    assert.match(error({ webhooks: { ...hooks, timeout: 10, claimIdle: 10 } }), /webhooks.claimIdle": must be above/);
+    assert.match(error({ webhooks: { ...hooks, outbox: 'kafka://x' } }), /webhooks.outbox/);
+  });
+
   it('names the bad key, as written in the file', () => {
     assert.match(error({ webhook: {} }), /"integrations.webhook": is not a known key/);
     assert.match(error({ webhooks: { url: 'https://b.example', secret: 'short' } }), /integrations.webhooks.secret/);

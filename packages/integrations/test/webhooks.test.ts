@@ -16,6 +16,8 @@ import { connect } from 'nats';
 import {
   DeadLetterLog,
   DropOldestQueue,
+  NatsOutbox,
+  RedisOutbox,
   WebhookDispatcher,
   WebhookSignatureError,
   backoffDelay,
@@ -24,12 +26,13 @@ import {
   startIntegrations,
   verifyWebhook,
   type Integrations,
+  type Outbox,
   type WebhookDispatcherOptions,
 } from '../src/index.ts';
 import { verifyWebhook as verifyStandalone } from '@herald/integrations/webhook-signature';
 import { api, sleep, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
 import { requireService } from '../../../test/support/services.ts';
-import { deleteNatsNamespace, deleteRedisPrefix } from '../../../test/cluster/support.ts';
+import { deleteNatsNamespace, deleteRedisPrefix, until as untilAsync } from '../../../test/cluster/support.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 import { WebhookReceiver } from './support/receivers.ts';
 
@@ -253,6 +256,136 @@ describe('webhook dispatcher', () => {
   });
 });
 
+for (const shared of ['redis', 'nats'] as const) {
+  describe(`webhook dispatcher on a ${shared} outbox`, () => {
+    const space = `d${RUN}${shared}`;
+    let receiver: WebhookReceiver | undefined;
+    let dir: string | undefined;
+    const outboxes: Outbox[] = [];
+    const outbox = (): Outbox => {
+      const o =
+        shared === 'redis'
+          ? new RedisOutbox({
+              url: 'redis://127.0.0.1:6379',
+              prefix: `herald:{${space}}:webhooks:`,
+              capacity: 100,
+              claimIdleMs: 3000,
+            })
+          : new NatsOutbox({ url: 'nats://127.0.0.1:4222', namespace: space, capacity: 100, claimIdleMs: 3000 });
+      outboxes.push(o);
+      return o;
+    };
+    after(async () => {
+      for (const o of outboxes) await o.close().catch(() => undefined);
+      await receiver?.close();
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+      if (outboxes.length === 0) return;
+      if (shared === 'redis') await deleteRedisPrefix('redis://127.0.0.1:6379', `herald:{${space}}`);
+      else {
+        const nc = await connect({ servers: '127.0.0.1:4222' });
+        await (await nc.jetstreamManager()).streams.delete(`herald_webhooks_${space}`).catch(() => undefined);
+        await nc.close();
+      }
+    });
+
+    const metric = async (registry: Registry, name: string): Promise<string> =>
+      (await registry.getSingleMetricAsString(name)).replace(/^#.*\n/gm, '');
+    const start = async (
+      registry: Registry,
+      file: string,
+      o: Partial<WebhookDispatcherOptions> = {},
+    ): Promise<WebhookDispatcher> =>
+      new WebhookDispatcher({
+        url: (receiver as WebhookReceiver).url,
+        secrets: [SECRET],
+        timeoutMs: 2000,
+        maxAttempts: 3,
+        retryBaseMs: 50,
+        retryMaxMs: 200,
+        queueSize: 100,
+        concurrency: 4,
+        deadLetter: new DeadLetterLog(file, silent),
+        logger: silent,
+        registry,
+        outbox: outbox(),
+        ...o,
+      }).start();
+
+    it('retries through the outbox with the same id and body; dead letters leave it', async (t) => {
+      if (!(await requireService(t, shared))) return;
+      receiver = await new WebhookReceiver().start();
+      dir = await mkdtemp(join(tmpdir(), 'herald-webhooks-'));
+      const rx = receiver;
+      const file = join(dir, 'dead.jsonl');
+      const registry = new Registry();
+      const d = await start(registry, file);
+      const retried = createEvent('user.offline', '{"userId":"shared-retry"}');
+      const rejected = createEvent('user.online', '{"userId":"shared-rejected"}');
+      const exhausted = createEvent('user.online', '{"userId":"shared-exhausted"}');
+      rx.respond = (e, attempt) =>
+        e.id === retried.id
+          ? attempt < 3
+            ? 503
+            : 200
+          : e.id === rejected.id
+            ? 410
+            : e.id === exhausted.id
+              ? 500
+              : 200;
+      for (const event of [retried, rejected, exhausted]) await d.enqueue(event);
+      await until(() => rx.accepted().some((e) => e.id === retried.id), 'the third attempt', 10_000);
+      await until(() => rx.received.filter((r) => r.event.id === exhausted.id).length === 3, 'three attempts', 10_000);
+      assert.deepEqual(
+        rx.received.filter((r) => r.event.id === retried.id).map((r) => [r.status, r.headers['herald-attempt'], r.raw]),
+        [
+          [503, '1', retried.body],
+          [503, '2', retried.body],
+          [200, '3', retried.body],
+        ],
+      );
+      await untilAsync(async () => (await d.queueDepth()) === 0 && d.inflight === 0, 'the outbox empty', 10_000);
+      await d.close();
+      const dead = (await readFile(file, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        dead.map((l) => [l.event.id, l.reason, l.attempts]).sort(),
+        [
+          [exhausted.id, 'attempts_exhausted', 3],
+          [rejected.id, 'rejected', 1],
+        ].sort(),
+      );
+      assert.match(await metric(registry, 'herald_webhook_delivered_total'), / 1$/m);
+    });
+
+    it('a graceful close keeps undelivered events in the outbox: the next dispatcher sends them', async (t) => {
+      if (!(await requireService(t, shared)) || receiver === undefined || dir === undefined) return;
+      const rx = receiver;
+      const file = join(dir, 'close.jsonl');
+      // The retry waits in the outbox longer than a claim lasts: it is there when the dispatcher closes.
+      const first = await start(new Registry(), file, { retryBaseMs: 2000, retryMaxMs: 2000 });
+      const event = createEvent('channel.vacated', '{"channel":"shared-close"}');
+      rx.respond = (e) => (e.id === event.id ? 503 : 200);
+      await first.enqueue(event);
+      await until(() => rx.received.some((r) => r.event.id === event.id), 'a first attempt', 10_000);
+      await first.close(500);
+      await readFile(file, 'utf8').then(
+        (text) => assert.ok(!text.includes(event.id), 'not dead-lettered on close'),
+        () => undefined,
+      );
+      rx.respond = () => 200;
+      const next = await start(new Registry(), file);
+      await until(() => rx.accepted().some((e) => e.id === event.id), 'delivery by the next dispatcher', 10_000);
+      const attempts = rx.received
+        .filter((r) => r.event.id === event.id)
+        .map((r) => Number(r.headers['herald-attempt']));
+      assert.ok((attempts.at(-1) ?? 0) >= 2, `a later attempt (${attempts.join(', ')})`);
+      await next.close();
+    });
+  });
+}
+
 /** Events of the receiver about one id (user or channel), in arrival order. */
 function about(receiver: WebhookReceiver, id: string): string[] {
   return receiver
@@ -357,7 +490,10 @@ for (const shared of ['redis', 'nats'] as const) {
         await redis.quit();
       } else {
         const nc = await connect({ servers: url });
-        await (await nc.jetstreamManager()).streams.delete(`KV_herald_presence_${namespace}`).catch(() => undefined);
+        const jsm = await nc.jetstreamManager();
+        for (const stream of [`KV_herald_presence_${namespace}`, `herald_webhooks_${namespace}`]) {
+          await jsm.streams.delete(stream).catch(() => undefined);
+        }
         await nc.close();
       }
     });
@@ -419,7 +555,10 @@ for (const kind of ['redis', 'nats'] as const) {
       if (kind === 'redis') await deleteRedisPrefix('redis://127.0.0.1:6379', `herald:{${prefix}}`);
       else {
         const nc = await connect({ servers: '127.0.0.1:4222' });
-        await (await nc.jetstreamManager()).streams.delete(`KV_herald_presence_${prefix}`).catch(() => undefined);
+        const jsm = await nc.jetstreamManager();
+        for (const stream of [`KV_herald_presence_${prefix}`, `herald_webhooks_${prefix}`]) {
+          await jsm.streams.delete(stream).catch(() => undefined);
+        }
         await nc.close();
       }
     });

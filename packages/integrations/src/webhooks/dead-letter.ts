@@ -6,7 +6,8 @@ import { appendFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { OutgoingEvent } from './events.js';
 
-export type DeadLetterReason = 'attempts_exhausted' | 'rejected' | 'queue_full' | 'shutdown';
+/** `outbox_unavailable`: the shared outbox (Redis, NATS) could not store the event when it was created. */
+export type DeadLetterReason = 'attempts_exhausted' | 'rejected' | 'queue_full' | 'shutdown' | 'outbox_unavailable';
 
 export interface DeadLetter {
   readonly event: OutgoingEvent;

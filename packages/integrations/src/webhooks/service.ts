@@ -52,7 +52,7 @@ export class WebhookService {
     if (!this.#filter.events.has(type)) return;
     if (t.kind === 'channel' && !this.#filter.channels(t.id)) return;
     const data = t.kind === 'user' ? { userId: t.id } : { channel: t.id };
-    this.dispatcher.enqueue(createEvent(type, JSON.stringify(data), t.at));
+    void this.dispatcher.enqueue(createEvent(type, JSON.stringify(data), t.at));
   }
 
   #published(record: PublicationRecord, publisher: Credentials | undefined): void {
@@ -61,6 +61,6 @@ export class WebhookService {
       `{"userId":${JSON.stringify(publisher.userId)}` +
       (publisher.infoJson === undefined ? '' : `,"info":${publisher.infoJson}`) +
       '}';
-    this.dispatcher.enqueue(createEvent('publication', `{"publication":${record.json},"publisher":${who}}`));
+    void this.dispatcher.enqueue(createEvent('publication', `{"publication":${record.json},"publisher":${who}}`));
   }
 }

@@ -30,7 +30,7 @@ export interface ReceivedWebhook {
   readonly raw: string;
   readonly event: any;
   readonly at: number;
-  /** The status this receiver answered. */
+  /** The status this receiver answered; 499 when the sender went away before the answer. */
   readonly status: number;
 }
 
@@ -40,6 +40,8 @@ export class WebhookReceiver {
   respond: (event: any, attempt: number) => number | { status: number; headers?: Record<string, string> } = () => 200;
   /** While set, answers wait for it (to hold requests in flight). */
   gate: Promise<void> | undefined;
+  /** Requests waiting at the gate whose sender is still connected. */
+  held = 0;
   readonly #server = createServer((req, res) => void this.#handle(req, res));
   url = '';
 
@@ -62,7 +64,23 @@ export class WebhookReceiver {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = (await body(req)).toString('utf8');
     const event = JSON.parse(raw);
-    await this.gate;
+    let senderGone = false;
+    if (this.gate !== undefined) {
+      this.held++;
+      const gone = (): void => {
+        if (!senderGone) this.held--;
+        senderGone = true;
+      };
+      res.once('close', gone);
+      await this.gate;
+      res.off('close', gone);
+      if (!senderGone) this.held--;
+    }
+    if (senderGone || req.socket.destroyed) {
+      // The sender timed out or died while held: it never sees an answer.
+      this.received.push({ headers: req.headers, raw, event, at: Date.now(), status: 499 });
+      return;
+    }
     const answer = this.respond(event, Number(req.headers['herald-attempt']));
     const { status, headers } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
     this.received.push({ headers: req.headers, raw, event, at: Date.now(), status });
