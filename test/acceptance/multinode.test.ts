@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
-import { connect as natsConnect } from 'nats';
+import { deleteNatsNamespace } from '../support/nats.ts';
+import { deleteRedisPrefix } from '../support/redis.ts';
 import { REQUIRE_SERVICES, portOpen } from '../support/services.ts';
 import {
   Herald,
@@ -26,34 +26,19 @@ import {
   uniqueChannel,
 } from './support.ts';
 
-/** Deletes what a run left under its prefix (names as docs/scale-out.md lists them). */
-async function cleanRedis(prefix: string): Promise<void> {
-  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
-  await redis.connect();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-}
-
-async function cleanNats(prefix: string): Promise<void> {
-  const nc = await natsConnect({ servers: '127.0.0.1:4222' });
-  try {
-    const jsm = await nc.jetstreamManager();
-    for (const stream of [`${prefix}_history`, `KV_${prefix}_epochs`, `KV_${prefix}_idem`, `KV_${prefix}_presence`]) {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
-}
-
 const BROKERS = [
-  { name: 'Redis', port: 6379, url: (prefix: string) => `redis://127.0.0.1:6379?prefix=${prefix}`, clean: cleanRedis },
-  { name: 'NATS', port: 4222, url: (prefix: string) => `nats://127.0.0.1:4222?prefix=${prefix}`, clean: cleanNats },
+  {
+    name: 'Redis',
+    port: 6379,
+    url: (prefix: string) => `redis://127.0.0.1:6379?prefix=${prefix}`,
+    clean: (prefix: string) => deleteRedisPrefix('redis://127.0.0.1:6379', prefix),
+  },
+  {
+    name: 'NATS',
+    port: 4222,
+    url: (prefix: string) => `nats://127.0.0.1:4222?prefix=${prefix}`,
+    clean: (prefix: string) => deleteNatsNamespace('nats://127.0.0.1:4222', prefix),
+  },
 ];
 
 after(killAll);

@@ -10,8 +10,6 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
 import { API_KEY, JWT_SECRET } from '../support/hub.ts';
 import { portOpen } from '../support/services.ts';
@@ -269,32 +267,9 @@ export function uniquePrefix(): string {
   return `hc_${randomBytes(5).toString('hex')}`;
 }
 
-export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
-
-export async function deleteNatsNamespace(url: string, prefix: string): Promise<void> {
-  const nc = await natsConnect({ servers: url });
-  try {
-    const jsm = await nc.jetstreamManager();
-    for (const stream of [`${prefix}_history`, `KV_${prefix}_epochs`, `KV_${prefix}_idem`, `KV_${prefix}_presence`]) {
-      await jsm.streams.delete(stream).catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
-}
+// The shared-service cleanups live in test/support; re-exported for the tests that import them from here.
+export { deleteRedisPrefix } from '../support/redis.ts';
+export { deleteNatsNamespace } from '../support/nats.ts';
 
 // ---- clients -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import type { Broker, HistoryQuery } from '@herald/server';
 import { publish, sleep, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
-import { deletePrefix, testPrefix } from '../../../test/support/redis.ts';
+import { deleteRedisPrefix, REDIS_URL, testPrefix } from '../../../test/support/redis.ts';
 import { requireService } from '../../../test/support/services.ts';
 import { TcpProxy } from '../../../test/support/tcp-proxy.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
@@ -47,7 +47,7 @@ test('a Redis reconnect re-reads every channel, paced, and loses nothing', { tim
   await proxy.listen();
   cleanup.push(() => proxy.close());
   const prefix = testPrefix();
-  cleanup.push(() => deletePrefix(prefix));
+  cleanup.push(() => deleteRedisPrefix(REDIS_URL, prefix));
   const { broker, presence } = await createRedisBackend({
     url: `redis://127.0.0.1:${proxy.port}`,
     history: { size: 100, ttlSeconds: 600 },

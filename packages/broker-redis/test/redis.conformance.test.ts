@@ -3,7 +3,7 @@
  * runs two nodes under a key prefix of its own and deletes that prefix afterwards.
  */
 import { brokerConformance } from '../../../test/support/broker-conformance.ts';
-import { deletePrefix, REDIS_URL, testPrefix } from '../../../test/support/redis.ts';
+import { deleteRedisPrefix, REDIS_URL, testPrefix } from '../../../test/support/redis.ts';
 import { requireService } from '../../../test/support/services.ts';
 import { createRedisBackend } from '../src/index.ts';
 
@@ -15,6 +15,6 @@ brokerConformance({
     const prefix = testPrefix();
     const nodes = [];
     for (let i = 0; i < count; i++) nodes.push(await createRedisBackend({ url: REDIS_URL, history, prefix }));
-    return { nodes, cleanup: () => deletePrefix(prefix) };
+    return { nodes, cleanup: () => deleteRedisPrefix(REDIS_URL, prefix) };
   },
 });

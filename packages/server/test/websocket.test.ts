@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { publish, sleep, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
+import { api, publish, sleep, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 
 describe('WebSocket transport', () => {
@@ -125,6 +125,38 @@ describe('WebSocket connect', () => {
     );
     await until(() => client.publications('public:pipelined').length === 1, 'the publication');
     client.close();
+  });
+
+  it('sets up an anonymous client that joins a busy channel in one step: answers in order, position, presence, live pushes', async () => {
+    // The first subscriber makes the channel known to the node; the second one's setup then needs
+    // nothing from the embedded broker that it has to wait for (the path every later connection takes).
+    const channel = 'public:busy';
+    const first = await WsTestClient.connect(hub.wsUrl);
+    const { epoch } = await first.ok('subscribe', { channel });
+    await publish(hub, channel, 'one');
+    await publish(hub, channel, 'two');
+    const client = new WsTestClient(hub.wsUrl);
+    await client.opened;
+    client.socket.send('{"id":1,"method":"connect","params":{}}');
+    client.socket.send(`{"id":2,"method":"subscribe","params":{"channel":"${channel}"}}`);
+    await until(() => client.replies.has(2), 'the subscribe answer');
+    assert.deepEqual([...client.replies.keys()], [1, 2], 'connect is answered first');
+    const clientId = client.replies.get(1)?.result.clientId;
+    assert.equal(typeof clientId, 'string');
+    assert.deepEqual(client.replies.get(2)?.result, { offset: 2, epoch });
+    const presence = await api(hub, 'GET', `/api/channels/${channel}/presence`);
+    assert.ok(
+      presence.body.clients.some((c: { clientId: string }) => c.clientId === clientId),
+      'the new client is present',
+    );
+    await publish(hub, channel, 'three');
+    await until(() => client.publications(channel).length === 1, 'the live publication');
+    assert.deepEqual(
+      client.publications(channel).map((p) => [p.offset, p.data]),
+      [[3, 'three']],
+    );
+    client.close();
+    first.close();
   });
 
   it('closes 4002 for commands pipelined behind a connect that failed', async () => {

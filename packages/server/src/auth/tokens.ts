@@ -29,12 +29,15 @@ export class TokenVerifier {
   readonly #key: Uint8Array;
   readonly #options: TokenVerifierOptions;
   readonly #anonymous: ChannelMatcher;
+  /** The same for every anonymous client, so shared rather than an object per session. */
+  readonly #anonymousCredentials: Credentials;
   readonly #now: () => number;
 
   constructor(options: TokenVerifierOptions) {
     this.#key = new TextEncoder().encode(options.secret);
     this.#options = options;
     this.#anonymous = compilePatterns(options.anonymousChannels);
+    this.#anonymousCredentials = Object.freeze({ userId: '', canSubscribe: this.#anonymous, canPublish: NO_CHANNEL });
     this.#now = options.now ?? Date.now;
   }
 
@@ -44,15 +47,18 @@ export class TokenVerifier {
   }
 
   anonymous(): Credentials {
-    return { userId: '', canSubscribe: this.#anonymous, canPublish: NO_CHANNEL };
+    return this.#anonymousCredentials;
+  }
+
+  /** Credentials for a client without a token; throws `unauthorized` when anonymous clients are not allowed. */
+  verifyAnonymous(): Credentials {
+    if (!this.allowsAnonymous) throw new HeraldError('unauthorized', 'a token is required');
+    return this.anonymous();
   }
 
   /** Credentials for a token, or for an anonymous client when `token` is undefined. */
   async verify(token: string | undefined): Promise<Credentials> {
-    if (token === undefined) {
-      if (!this.allowsAnonymous) throw new HeraldError('unauthorized', 'a token is required');
-      return this.anonymous();
-    }
+    if (token === undefined) return this.verifyAnonymous();
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw new HeraldError('unauthorized', 'token is malformed');
     }

@@ -84,6 +84,11 @@ export interface Broker {
   subscribe(channel: string): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+  /**
+   * `history` answered without a promise, offered by a broker whose history is in this process
+   * (the embedded one): a subscribe then completes in one step. Brokers across a network omit it.
+   */
+  historyNow?(channel: string, query: HistoryQuery): HistoryResult;
   /** Channel-scoped messages go to the nodes subscribed to that channel; others to all nodes. */
   broadcast(message: ControlMessage): Promise<void>;
 }
@@ -96,6 +101,8 @@ export interface ChannelCount {
 /** Who is subscribed where, shared by every node on the same backend. */
 export interface PresenceStore {
   add(channel: string, client: ClientInfo): Promise<void>;
+  /** `add` without a promise, offered by a store in this process (see `Broker.historyNow`). */
+  addNow?(channel: string, client: ClientInfo): void;
   remove(channel: string, clientId: string): Promise<void>;
   list(channel: string): Promise<ClientInfo[]>;
   /** Channels with at least one present client. */

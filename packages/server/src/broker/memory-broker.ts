@@ -112,6 +112,10 @@ export class MemoryBroker implements Broker {
   }
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
+    return this.historyNow(channel, query);
+  }
+
+  historyNow(channel: string, query: HistoryQuery): HistoryResult {
     const now = this.#now();
     const stream = this.#streams.get(channel);
     if (stream === undefined) {

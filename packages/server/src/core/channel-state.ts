@@ -28,6 +28,8 @@ export class ChannelState {
   readonly joinLeaveSubscribers = new Set<Subscription>();
   /** Resolves once the broker delivers this channel to the node. */
   readonly ready: Promise<void>;
+  /** `ready` has resolved: a subscribe need not wait for it. */
+  #receiving = false;
   #position: Position | undefined;
   /** Publications that arrived while a hole is being filled from history. */
   #held: PublicationRecord[] | undefined;
@@ -37,6 +39,16 @@ export class ChannelState {
     this.name = name;
     this.#owner = owner;
     this.ready = owner.broker.subscribe(name);
+    this.ready.then(
+      () => {
+        this.#receiving = true;
+      },
+      () => undefined,
+    );
+  }
+
+  get receiving(): boolean {
+    return this.#receiving;
   }
 
   get idle(): boolean {

@@ -79,8 +79,23 @@ export interface HistoryInput {
   readonly since?: Position;
 }
 
-const EVENT_NAME = /^[\x20-\x7e]{1,200}$/;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+/**
+ * The protocol's only rule for event names is the reserved `herald.` prefix. Beyond it, a name is
+ * text (any script) without control characters: CR or LF would break an SSE `event:` line. The
+ * length cap keeps a name from outweighing the data limit it is not counted in.
+ */
+const MAX_EVENT_NAME = 1000;
+const MAX_IDEMPOTENCY_KEY = 200;
+
+/** 1 to `max` characters, none of them a control character (C0 or DEL). */
+function isControlFreeText(value: unknown, max: number): value is string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) return false;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return false;
+  }
+  return true;
+}
 /**
  * History reads in flight for hole fills and post-reconnect resyncs. Enough to refill a few
  * thousand channels within seconds on a local broker, few enough not to flood one that just
@@ -243,8 +258,29 @@ export class Hub {
    * Registers the subscriber first (holding live publications), then reads history, then merges:
    * so nothing published during the read is lost or doubled. The caller sends the answer and
    * then calls `activate`, which releases what was held; live publications follow the answer.
+   *
+   * The outcome comes at once when nothing has to wait: a channel this node already receives,
+   * with the broker's history and the presence store in this process (the embedded ones), which
+   * saves a promise per step of every connection's setup. Otherwise, and on any failure, it is a
+   * promise: refusals are always rejections.
    */
-  async subscribe(session: Session, channel: unknown, options: SubscribeOptions = {}): Promise<SubscribeOutcome> {
+  subscribe(
+    session: Session,
+    channel: unknown,
+    options: SubscribeOptions = {},
+  ): SubscribeOutcome | Promise<SubscribeOutcome> {
+    try {
+      const sub = this.#addSubscription(session, channel, options);
+      const state = this.#attach(sub);
+      const history = state.receiving ? this.#readNow(sub, options.since) : undefined;
+      if (history === undefined) return this.#subscribeLater(sub, state, options.since);
+      return this.#subscribed(sub, options.since, history);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #addSubscription(session: Session, channel: unknown, options: SubscribeOptions): Subscription {
     if (!isValidChannel(channel)) throw new HeraldError('bad_channel', 'channel name is not valid');
     if (!session.credentials.canSubscribe(channel)) {
       throw new HeraldError('forbidden', `not permitted to subscribe to ${channel}`);
@@ -257,16 +293,39 @@ export class Hub {
         `at most ${this.limits.maxSubscriptionsPerSession} subscriptions per connection`,
       );
     }
-    const present = options.present ?? true;
-    const sub = new Subscription(channel, session, options.joinLeave === true, present);
+    const sub = new Subscription(channel, session, options.joinLeave === true, options.present ?? true);
     session.subscriptions.set(channel, sub);
-    const state = this.#attach(sub);
+    return sub;
+  }
+
+  /** History and the presence entry without waiting, when broker and store offer it; else undefined. */
+  #readNow(sub: Subscription, since: Position | undefined): HistoryResult | undefined {
+    const { broker, presenceStore } = this;
+    if (broker.historyNow === undefined || (sub.present && presenceStore.addNow === undefined)) return undefined;
+    try {
+      const history = broker.historyNow(sub.channel, since ? { since } : { limit: 0 });
+      if (sub.present) {
+        presenceStore.addNow?.(sub.channel, sub.session.clientInfo());
+        sub.inPresence = true;
+      }
+      return history;
+    } catch (error) {
+      this.#removeSubscription(sub);
+      throw brokerFailure(error);
+    }
+  }
+
+  async #subscribeLater(
+    sub: Subscription,
+    state: ChannelState,
+    since: Position | undefined,
+  ): Promise<SubscribeOutcome> {
+    const { channel, session } = sub;
     let history: HistoryResult;
     try {
       await state.ready;
-      const since = options.since;
       history = await this.broker.history(channel, since ? { since } : { limit: 0 });
-      if (present) {
+      if (sub.present) {
         await this.presenceStore.add(channel, session.clientInfo());
         sub.inPresence = true;
       }
@@ -274,15 +333,21 @@ export class Hub {
       this.#removeSubscription(sub);
       throw brokerFailure(error);
     }
+    return this.#subscribed(sub, since, history);
+  }
+
+  /** Merges history with what was held meanwhile and announces the subscriber. */
+  #subscribed(sub: Subscription, since: Position | undefined, history: HistoryResult): SubscribeOutcome {
+    const { channel, session } = sub;
     if (session.closed || session.subscriptions.get(channel) !== sub) {
       // Ended while being set up: #detach ran before the presence entry existed, so undo it here.
       if (sub.inPresence) void this.presenceStore.remove(channel, session.id).catch(() => undefined);
       throw new HeraldError('not_subscribed', 'the subscription ended while it was being set up');
     }
-    const merged = mergeRecovery(options.since, history, sub.pending ?? []);
+    const merged = mergeRecovery(since, history, sub.pending ?? []);
     sub.offset = merged.position.offset;
     sub.epoch = merged.position.epoch;
-    if (present) void this.#broadcast({ kind: 'join', channel, client: session.clientInfo() });
+    if (sub.present) void this.#broadcast({ kind: 'join', channel, client: session.clientInfo() });
     this.#emit('subscribed', sub);
     return {
       subscription: sub,
@@ -327,8 +392,11 @@ export class Hub {
       throw new HeraldError('forbidden', `not permitted to publish to ${channel}`);
     }
     if (event !== undefined) {
-      if (typeof event !== 'string' || !EVENT_NAME.test(event)) {
-        throw new HeraldError('bad_request', 'event must be a printable ASCII string of 1 to 200 characters');
+      if (!isControlFreeText(event, MAX_EVENT_NAME)) {
+        throw new HeraldError(
+          'bad_request',
+          'event must be a string of 1 to 1000 characters without control characters',
+        );
       }
       if (event.startsWith('herald.'))
         throw new HeraldError('reserved_event', 'event names starting with "herald." are reserved');
@@ -336,8 +404,11 @@ export class Hub {
     if (ephemeral !== undefined && typeof ephemeral !== 'boolean') {
       throw new HeraldError('bad_request', 'ephemeral must be a boolean');
     }
-    if (idempotencyKey !== undefined && (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))) {
-      throw new HeraldError('bad_request', 'idempotencyKey must be 1 to 200 printable ASCII characters');
+    if (idempotencyKey !== undefined && !isControlFreeText(idempotencyKey, MAX_IDEMPOTENCY_KEY)) {
+      throw new HeraldError(
+        'bad_request',
+        'idempotencyKey must be a string of 1 to 200 characters without control characters',
+      );
     }
     if (input.data === undefined) throw new HeraldError('bad_request', 'data is required');
     let dataJson: string;

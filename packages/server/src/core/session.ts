@@ -60,6 +60,16 @@ export class Subscription {
   }
 }
 
+/** Bytes for `flatCopy`, reused: a Buffer per session would cost more than the copy itself. */
+const FLAT_COPY_SCRATCH = Buffer.allocUnsafe(64);
+
+/** `text` (latin1) as one flat string, copied through bytes. */
+function flatCopy(text: string): string {
+  if (text.length > FLAT_COPY_SCRATCH.length) return Buffer.from(text, 'latin1').toString('latin1');
+  const length = FLAT_COPY_SCRATCH.write(text, 0, 'latin1');
+  return FLAT_COPY_SCRATCH.toString('latin1', 0, length);
+}
+
 /** Live publications held per recovering subscription before the subscriber counts as too slow. */
 const MAX_PENDING = 10_000;
 
@@ -77,7 +87,7 @@ export class Session {
   constructor(id: string, transport: SessionTransport, credentials: Credentials, owner: SessionOwner) {
     // A copy made from bytes is one flat string. `randomUUID()` builds its result by concatenation,
     // a tree of some twenty string pieces (about 600 bytes) that would live as long as the session.
-    this.id = Buffer.from(id, 'latin1').toString('latin1');
+    this.id = flatCopy(id);
     this.transport = transport;
     this.credentials = credentials;
     this.#owner = owner;

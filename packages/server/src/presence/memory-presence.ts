@@ -6,6 +6,10 @@ export class MemoryPresence implements PresenceStore {
   readonly #channels = new Map<string, Map<string, ClientInfo>>();
 
   async add(channel: string, client: ClientInfo): Promise<void> {
+    this.addNow(channel, client);
+  }
+
+  addNow(channel: string, client: ClientInfo): void {
     let clients = this.#channels.get(channel);
     if (clients === undefined) this.#channels.set(channel, (clients = new Map()));
     clients.set(client.clientId, client);

@@ -27,7 +27,8 @@ export function subscribeParams(params: Readonly<Record<string, unknown>>): { si
   if (params.joinLeave !== undefined && typeof params.joinLeave !== 'boolean') {
     throw new HeraldError('bad_request', 'joinLeave must be a boolean');
   }
-  return { ...(since === undefined ? {} : { since }), joinLeave: params.joinLeave === true };
+  const joinLeave = params.joinLeave === true;
+  return since === undefined ? { joinLeave } : { since, joinLeave };
 }
 
 /** `history` command params (WebSocket and Socket.IO) as a core query; bad ones are `bad_request`. */

@@ -54,6 +54,19 @@ export async function authenticate(ctx: TransportContext, token: string | undefi
   }
 }
 
+/**
+ * `authenticate` for a client without a token, without a promise: there is no signature to check.
+ * Connection setup is mostly anonymous on public channels; this keeps it synchronous.
+ */
+export function authenticateAnonymous(ctx: TransportContext): Credentials {
+  try {
+    return ctx.tokens.verifyAnonymous();
+  } catch (error) {
+    ctx.hub.stats.authFailures++;
+    throw error;
+  }
+}
+
 export function disconnectJson(info: DisconnectInfo): string {
   return JSON.stringify({ code: info.code, reason: info.reason, reconnect: info.reconnect });
 }

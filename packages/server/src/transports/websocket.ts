@@ -20,10 +20,12 @@ import {
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { PublicationRecord } from '../broker/broker.js';
 import { defineEncoder, type Delivery } from '../core/delivery.js';
+import type { Credentials } from '../core/credentials.js';
+import type { SubscribeOutcome } from '../core/hub.js';
 import type { Session, SessionTransport } from '../core/session.js';
 import { bearerToken } from '../http/credentials.js';
 import { refuseUpgrade } from '../http/respond.js';
-import { authenticate, checkOrigin, disconnectJson, type TransportContext } from './context.js';
+import { authenticate, authenticateAnonymous, checkOrigin, disconnectJson, type TransportContext } from './context.js';
 import { historyJson, historyParams, subscribeParams } from './answers.js';
 import { writeAtTickEnd, writeBatched } from './tick-batch.js';
 import { drained } from './drain.js';
@@ -41,6 +43,9 @@ const MAX_FRAGMENTS = 1024;
 const MAX_BUFFERED_CHUNKS = 4096;
 /** How long a command waits for the client to take earlier answers before it counts as a slow consumer. */
 const ANSWER_DRAIN_MS = 10_000;
+
+/** A command's result object as JSON text (undefined: answered already, or none); a promise when it waits. */
+type CommandOutcome = string | undefined | Promise<string | undefined>;
 
 export class WebSocketTransport {
   readonly #ctx: TransportContext;
@@ -76,7 +81,8 @@ export class WebSocketTransport {
       refuseUpgrade(socket, e.code, e.message);
       return;
     }
-    const token = bearerToken(req) ?? url.searchParams.get('token') ?? undefined;
+    // `searchParams` is built on first use: a URL without a query never needs it.
+    const token = bearerToken(req) ?? (url.search === '' ? undefined : (url.searchParams.get('token') ?? undefined));
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.#connections.add(new WsConnection(this.#ctx, ws, socket, token, this.#connections));
     });
@@ -290,7 +296,10 @@ class WsConnection implements SessionTransport {
       return;
     }
     // One command at a time per connection: answers may depend on earlier commands (connect first).
-    this.#queue = (this.#queue ?? Promise.resolve()).then(() => this.#run(command));
+    // With nothing in flight the command runs now; only a command that has to wait (a token
+    // check, a broker round trip, a client that does not read) leaves a promise to queue behind.
+    if (this.#queue === undefined) this.#queue = this.#run(command);
+    else this.#queue = this.#queue.then(() => this.#run(command));
   }
 
   #takeToken(): boolean {
@@ -303,25 +312,60 @@ class WsConnection implements SessionTransport {
     return true;
   }
 
-  async #run(command: Command): Promise<void> {
+  /**
+   * Runs one command and answers it. Returns a promise only when the command has to wait: on the
+   * embedded broker an anonymous `connect` and a `subscribe` complete here, without a promise
+   * (and a microtask hop) per step, which is most of what a new connection costs beyond the upgrade.
+   */
+  #run(command: Command): Promise<void> | undefined {
+    let outcome: CommandOutcome;
     try {
-      if (this.#closing) return;
-      if (this.#socket.writableLength > this.#ctx.hub.limits.maxQueueBytes) {
-        // The next answer waits until the client has taken the previous ones: one that asks but
-        // does not read (history after history) would otherwise grow the hub's memory by a whole
-        // answer each time (guarantee 4). At most one unread answer is held; a client that takes
-        // nothing for ANSWER_DRAIN_MS is a slow consumer.
-        const taken = await drained(this.#socket, ANSWER_DRAIN_MS);
-        if (this.#closing) return;
-        if (!taken) {
-          this.#ctx.hub.stats.slowConsumerDisconnects++;
-          this.#disconnect({ code: CloseCode.SlowConsumer, reason: 'slow consumer', reconnect: true });
-          return;
-        }
-      }
-      const result = await this.#execute(command);
-      if (result !== undefined && !this.#closing) this.#send(`{"id":${command.id},"result":${result}}`);
+      outcome = this.#start(command);
     } catch (error) {
+      this.#failed(command, error);
+      return undefined;
+    }
+    if (!(outcome instanceof Promise)) {
+      this.#answered(command, outcome);
+      return undefined;
+    }
+    return outcome.then(
+      (result) => this.#answered(command, result),
+      (error: unknown) => this.#failed(command, error),
+    );
+  }
+
+  #start(command: Command): CommandOutcome {
+    if (this.#closing) return undefined;
+    // The next answer waits until the client has taken the previous ones: one that asks but does
+    // not read (history after history) would otherwise grow the hub's memory by a whole answer
+    // each time (guarantee 4). At most one unread answer is held; a client that takes nothing for
+    // ANSWER_DRAIN_MS is a slow consumer.
+    if (this.#socket.writableLength > this.#ctx.hub.limits.maxQueueBytes) return this.#afterDrain(command);
+    return this.#execute(command);
+  }
+
+  async #afterDrain(command: Command): Promise<string | undefined> {
+    const taken = await drained(this.#socket, ANSWER_DRAIN_MS);
+    if (this.#closing) return undefined;
+    if (!taken) {
+      this.#ctx.hub.stats.slowConsumerDisconnects++;
+      this.#disconnect({ code: CloseCode.SlowConsumer, reason: 'slow consumer', reconnect: true });
+      return undefined;
+    }
+    return this.#execute(command);
+  }
+
+  #answered(command: Command, result: string | undefined): void {
+    try {
+      if (result !== undefined && !this.#closing) this.#send(`{"id":${command.id},"result":${result}}`);
+    } finally {
+      this.#commandDone();
+    }
+  }
+
+  #failed(command: Command, error: unknown): void {
+    try {
       if (this.#closing) return;
       if (error instanceof HeraldError) this.#send(errorReplyJson(command.id, error.code, error.message));
       else {
@@ -329,15 +373,17 @@ class WsConnection implements SessionTransport {
         this.#send(errorReplyJson(command.id, 'internal', 'internal error'));
       }
     } finally {
-      // Idle again: drop the settled chain rather than keep a promise per idle connection.
-      if (--this.#queued === 0) this.#queue = undefined;
+      this.#commandDone();
     }
   }
 
-  /** Returns the result object as JSON text, or undefined when the answer was already sent. */
-  async #execute(command: Command): Promise<string | undefined> {
-    const { params } = command;
-    const hub = this.#ctx.hub;
+  /** Idle again: drop the settled chain rather than keep a promise per idle connection. */
+  #commandDone(): void {
+    if (--this.#queued === 0) this.#queue = undefined;
+  }
+
+  /** The result object as JSON text, or undefined when the answer was already sent; a promise when it has to wait. */
+  #execute(command: Command): CommandOutcome {
     if (command.method === 'connect') return this.#connect(command);
     const session = this.#session;
     if (session === undefined) {
@@ -345,22 +391,42 @@ class WsConnection implements SessionTransport {
       this.#disconnect({ code: CloseCode.ProtocolViolation, reason: 'not connected', reconnect: false });
       return undefined;
     }
+    const { params } = command;
+    const hub = this.#ctx.hub;
     switch (command.method) {
       case 'subscribe': {
-        const outcome = await hub.subscribe(session, params.channel, subscribeParams(params));
-        if (this.#closing) return undefined;
-        let result = `{"offset":${outcome.position.offset},"epoch":${JSON.stringify(outcome.position.epoch)}`;
-        if (outcome.recovered !== undefined) {
-          result += `,"recovered":${outcome.recovered},"publications":[${outcome.publications.map((r) => r.json).join(',')}]`;
-        }
-        // The answer first, then what was held: live pushes start right after the answer.
-        this.#send(`{"id":${command.id},"result":${result}}}`);
-        hub.activate(outcome.subscription);
-        return undefined;
+        const outcome = hub.subscribe(session, params.channel, subscribeParams(params));
+        if (outcome instanceof Promise) return outcome.then((o) => this.#subscribed(command, o));
+        return this.#subscribed(command, outcome);
       }
       case 'unsubscribe':
         hub.unsubscribe(session, params.channel);
         return '{}';
+      case 'ping':
+        return '{}';
+      default:
+        return this.#executeLater(command, session);
+    }
+  }
+
+  /** Sends the subscribe answer itself, so that the held publications follow it. */
+  #subscribed(command: Command, outcome: SubscribeOutcome): undefined {
+    if (this.#closing) return undefined;
+    let result = `{"offset":${outcome.position.offset},"epoch":${JSON.stringify(outcome.position.epoch)}`;
+    if (outcome.recovered !== undefined) {
+      result += `,"recovered":${outcome.recovered},"publications":[${outcome.publications.map((r) => r.json).join(',')}]`;
+    }
+    // The answer first, then what was held: live pushes start right after the answer.
+    this.#send(`{"id":${command.id},"result":${result}}}`);
+    this.#ctx.hub.activate(outcome.subscription);
+    return undefined;
+  }
+
+  /** The commands that always wait for the broker or a token check. */
+  async #executeLater(command: Command, session: Session): Promise<string | undefined> {
+    const { params } = command;
+    const hub = this.#ctx.hub;
+    switch (command.method) {
       case 'publish': {
         const answer = await hub.publish(params, session.credentials);
         return JSON.stringify(answer);
@@ -380,28 +446,50 @@ class WsConnection implements SessionTransport {
         hub.refresh(session, credentials);
         return JSON.stringify(expiresIn(credentials.expiresAt));
       }
-      case 'ping':
-        return '{}';
+      default:
+        throw new HeraldError('bad_request', `${command.method} is not a command here`);
     }
   }
 
-  async #connect(command: Command): Promise<string | undefined> {
+  #connect(command: Command): CommandOutcome {
     if (this.#session !== undefined || this.#connecting) throw new HeraldError('bad_request', 'already connected');
     const param = command.params.token;
     if (param !== undefined && typeof param !== 'string')
       throw new HeraldError('bad_request', 'token must be a string');
+    const token = param ?? this.#initialToken;
+    if (token !== undefined) return this.#connectWithToken(token);
+    // No token, no signature to check: an anonymous session opens at once.
+    let credentials: Credentials;
+    try {
+      credentials = authenticateAnonymous(this.#ctx);
+    } catch (error) {
+      return this.#refuse(error);
+    }
+    return this.#openSession(credentials);
+  }
+
+  async #connectWithToken(token: string): Promise<string | undefined> {
     this.#connecting = true;
     let credentials;
     try {
-      credentials = await authenticate(this.#ctx, param ?? this.#initialToken);
+      credentials = await authenticate(this.#ctx, token);
     } catch (error) {
-      const reason = error instanceof HeraldError ? error.message : 'unauthorized';
-      this.end({ code: CloseCode.Unauthorized, reason, reconnect: false });
-      return undefined;
+      return this.#refuse(error);
     } finally {
       this.#connecting = false;
     }
     if (this.#closing) return undefined;
+    return this.#openSession(credentials);
+  }
+
+  #refuse(error: unknown): undefined {
+    const reason = error instanceof HeraldError ? error.message : 'unauthorized';
+    this.end({ code: CloseCode.Unauthorized, reason, reconnect: false });
+    return undefined;
+  }
+
+  /** Returns the connect answer, or undefined when the connection was ended instead. */
+  #openSession(credentials: Credentials): string | undefined {
     if (!this.#ctx.hub.ready) {
       this.end({ code: CloseCode.GoingAway, reason: 'hub is not accepting connections', reconnect: true });
       return undefined;
@@ -416,12 +504,13 @@ class WsConnection implements SessionTransport {
       return undefined;
     }
     this.#session = session;
-    return JSON.stringify({
-      clientId: session.id,
-      ...(credentials.userId === '' ? {} : { userId: credentials.userId }),
-      pingInterval: this.#ctx.pingIntervalSeconds,
-      ...expiresIn(credentials.expiresAt),
-    });
+    // Written out rather than stringified from an object: same fields, same order, no spreads.
+    let answer = `{"clientId":${JSON.stringify(session.id)}`;
+    if (credentials.userId !== '') answer += `,"userId":${JSON.stringify(credentials.userId)}`;
+    answer += `,"pingInterval":${this.#ctx.pingIntervalSeconds}`;
+    const expires = expiresIn(credentials.expiresAt).expiresIn;
+    if (expires !== undefined) answer += `,"expiresIn":${expires}`;
+    return `${answer}}`;
   }
 
   #requireReadable(session: Session, channel: unknown): void {
