@@ -29,5 +29,6 @@ export { authenticate, checkOrigin, corsHeaders, disconnectJson, type TransportC
 export { historyJson, historyParams, parsePosition, subscribeParams } from './transports/answers.js';
 export { textFrame } from './transports/ws-frame.js';
 export { readJsonBody } from './http/body.js';
+export { refuseUpgrade, sendError } from './http/respond.js';
 export { ApiKey } from './auth/api-key.js';
 export { isOriginAllowed, originPolicy, type OriginPolicy } from './auth/origin.js';

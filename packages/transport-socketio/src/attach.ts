@@ -13,10 +13,12 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import { HeraldError, type ErrorCode } from '@herald/protocol';
+import { HeraldError } from '@herald/protocol';
 import {
   authenticate,
   isOriginAllowed,
+  refuseUpgrade,
+  sendError,
   type Credentials,
   type HeraldServer,
   type TransportContext,
@@ -146,8 +148,8 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
       // Retry-After. Engine.IO then finds the answer sent (or the socket ended) and adds nothing.
       const error = new HeraldError('rate_limited', verdict.reason);
       const headers = { 'Retry-After': String(verdict.retryAfterSeconds) };
-      if (socket !== undefined) refuseUpgrade(socket, error, headers);
-      else if (res !== undefined) sendError(res, error, headers);
+      if (socket !== undefined) refuseUpgrade(socket, error.code, error.message, headers);
+      else if (res !== undefined) sendError(res, error.code, error.message, headers);
       callback(verdict.reason, false);
       return;
     }
@@ -175,7 +177,7 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     const authority = req.headers[':authority'];
     if (req.headers.host === undefined && typeof authority === 'string') req.headers.host = authority;
     const refusal = refuse(req);
-    if (refusal !== undefined) return sendError(res, refusal);
+    if (refusal !== undefined) return sendError(res, refusal.code, refusal.message);
     const sid = querySid(req.url);
     if (sid === undefined) handshakeResponse.set(req, res);
     else if (req.method === 'GET') wires.get(sid)?.polling(req.socket);
@@ -188,7 +190,7 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
       const refusal = o.transports.includes('websocket')
         ? refuse(req)
         : new HeraldError('not_found', 'no WebSocket here');
-      if (refusal !== undefined) return refuseUpgrade(socket, refusal);
+      if (refusal !== undefined) return refuseUpgrade(socket, refusal.code, refusal.message);
       const sid = querySid(req.url);
       if (sid === undefined) handshakeSocket.set(req, socket);
       else wires.get(sid)?.upgrading(socket);
@@ -301,33 +303,3 @@ function querySid(url: string | undefined): string | undefined {
   if (url === undefined || q === -1) return undefined;
   return new URLSearchParams(url.slice(q + 1)).get('sid') ?? undefined;
 }
-
-function sendError(res: ServerResponse, error: HeraldError, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: error.toWire() });
-  res.writeHead(error.status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Cache-Control': 'no-store',
-    'Content-Length': Buffer.byteLength(body),
-    ...headers,
-  });
-  res.end(body);
-}
-
-function refuseUpgrade(socket: Duplex, error: HeraldError, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: error.toWire() });
-  const extra = Object.entries(headers)
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('');
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.code] ?? 'Error'}\r\nConnection: close\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\n${extra}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
-  setTimeout(() => socket.destroy(), 1000).unref();
-}
-
-const STATUS_TEXT: Partial<Record<ErrorCode, string>> = {
-  origin_not_allowed: 'Forbidden',
-  not_ready: 'Service Unavailable',
-  not_found: 'Not Found',
-  rate_limited: 'Too Many Requests',
-};

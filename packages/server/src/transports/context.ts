@@ -46,11 +46,11 @@ export function corsHeaders(req: IncomingMessage, origins?: OriginPolicy): Recor
 
 /** Verifies a token and counts the failure, so every transport reports auth failures alike. */
 export async function authenticate(ctx: TransportContext, token: string | undefined): Promise<Credentials> {
+  if (token === undefined) return authenticateAnonymous(ctx);
   try {
     return await ctx.tokens.verify(token);
   } catch (error) {
-    ctx.hub.stats.authFailures++;
-    throw error;
+    throw countedAuthFailure(ctx, error);
   }
 }
 
@@ -62,9 +62,13 @@ export function authenticateAnonymous(ctx: TransportContext): Credentials {
   try {
     return ctx.tokens.verifyAnonymous();
   } catch (error) {
-    ctx.hub.stats.authFailures++;
-    throw error;
+    throw countedAuthFailure(ctx, error);
   }
+}
+
+function countedAuthFailure(ctx: TransportContext, error: unknown): unknown {
+  ctx.hub.stats.authFailures++;
+  return error;
 }
 
 export function disconnectJson(info: DisconnectInfo): string {
