@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
+
 import {
   MemoryPushStore,
   NatsPushStore,
@@ -15,6 +15,7 @@ import {
   type PushStore,
   type PushSubscriptionRecord,
 } from '../src/index.ts';
+import { deleteRedisPrefix, REDIS_URL } from '../../../test/support/redis.ts';
 import { requireService, type ServiceName } from '../../../test/support/services.ts';
 import { sleep } from '../../../test/support/hub.ts';
 import { deleteNatsBuckets } from './support/nats-buckets.ts';
@@ -36,12 +37,7 @@ const backends: Backend[] = [
     name: 'redis',
     service: 'redis',
     make: () => new RedisPushStore({ url: 'redis://127.0.0.1:6379', prefix: `herald:{test-${RUN}}:push:` }),
-    async cleanup() {
-      const redis = new Redis('redis://127.0.0.1:6379');
-      const keys = await redis.keys(`herald:{test-${RUN}}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      await redis.quit();
-    },
+    cleanup: () => deleteRedisPrefix(REDIS_URL, `herald:{test-${RUN}}`),
   },
   {
     name: 'nats',

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
+
 import { connect } from 'nats';
 import {
   MemoryConnectionRegistry,
@@ -16,6 +16,7 @@ import {
   type ConnectionRegistry,
   type Transition,
 } from '../src/index.ts';
+import { deleteRedisPrefix, REDIS_URL } from '../../../test/support/redis.ts';
 import { requireService, type ServiceName } from '../../../test/support/services.ts';
 import { sleep } from '../../../test/support/hub.ts';
 
@@ -45,12 +46,7 @@ const backends: Backend[] = [
         prefix: `herald:{test-${RUN}}:presence:`,
         nodeTtlMs: NODE_TTL_MS,
       }),
-    async cleanup() {
-      const redis = new Redis('redis://127.0.0.1:6379');
-      const keys = await redis.keys(`herald:{test-${RUN}}:*`);
-      if (keys.length > 0) await redis.del(...keys);
-      await redis.quit();
-    },
+    cleanup: () => deleteRedisPrefix(REDIS_URL, `herald:{test-${RUN}}`),
   },
   {
     name: 'nats',
