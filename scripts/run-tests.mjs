@@ -2,6 +2,8 @@
 // Runs the test suite with node's own runner. TypeScript tests run from source through tsx, and
 // workspace packages resolve to their src/ through the "herald-source" export condition.
 // Usage: node scripts/run-tests.mjs [path-filter ...]
+// Three test files at a time (HERALD_TEST_CONCURRENCY): most wait on sockets, timers and child
+// processes rather than the CPU, so three keep a 2-core machine busy without starving one.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -38,7 +40,7 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-reporter=spec',
-    `--test-concurrency=${process.env.HERALD_TEST_CONCURRENCY ?? '2'}`,
+    `--test-concurrency=${process.env.HERALD_TEST_CONCURRENCY ?? '3'}`,
     ...selected,
   ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: '' } },

@@ -19,8 +19,11 @@ describe('IoT example', () => {
     let connected = false;
     source.addEventListener('herald.connected', () => (connected = true));
     try {
-      const page = await fetch(`${demo.url}/`).then((r) => r.text());
-      assert.match(page, /new EventSource\('\/sse\?' \+ query\)/);
+      const page = await fetch(`${demo.url}/`);
+      assert.equal(page.url, `${demo.url}/examples/iot/`, 'the root leads to the dashboard');
+      assert.match(await page.text(), /<script type="module" src="app.js">/);
+      const script = await fetch(`${demo.url}/examples/iot/app.js`).then((r) => r.text());
+      assert.match(script, /new EventSource\(`\/sse\?\$\{query\}`\)/);
       await until(() => connected, 'herald.connected');
       assert.equal(await runSensors({ prefix, sensors: ['s1', 's2'], count: 3, intervalMs: 10 }), 6);
       await until(() => events.length === 6, 'six readings');

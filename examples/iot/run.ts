@@ -1,14 +1,15 @@
 /**
  * The IoT example in one command: a hub with an MQTT bridge (sensor topics onto `sensors:<id>`
- * channels), the dashboard page at /, and the fake sensors publishing to Mosquitto.
+ * channels), the dashboard page at /examples/iot/ (served like every sample app), and the fake
+ * sensors publishing to Mosquitto.
  *   node --conditions=herald-source --import tsx examples/iot/run.ts
- * then open http://127.0.0.1:8080/ . Needs Mosquitto on 127.0.0.1:1883.
+ * then open http://127.0.0.1:8080/examples/iot/ . Needs Mosquitto on 127.0.0.1:1883.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { HeraldServer } from '@herald/server';
 import { startIntegrations, type Integrations } from '@herald/integrations';
+import { pages } from '../../apps/herald/src/pages.ts';
 import { runSensors } from './sensors.ts';
 
 export interface IotDemo {
@@ -19,17 +20,20 @@ export interface IotDemo {
 }
 
 export async function startIotDemo(o: { port?: number; mqttUrl?: string; prefix?: string } = {}): Promise<IotDemo> {
-  const page = await readFile(new URL('./dashboard.html', import.meta.url));
+  const apiKey = randomBytes(24).toString('base64url');
+  const jwtSecret = randomBytes(32).toString('base64url');
+  // The sample pages as `herald serve` serves them; no admin page and no demo tokens here.
+  const site = pages({ apiKey, jwtSecret, admin: false, demo: false });
   const server = new HeraldServer({
-    apiKey: randomBytes(24).toString('base64url'),
-    jwtSecret: randomBytes(32).toString('base64url'),
+    apiKey,
+    jwtSecret,
     // Readings are public in this demo: the dashboard needs no token.
     anonymousChannels: ['sensors:*'],
     routes: (req, res, url) => {
-      if (req.method !== 'GET' || url.pathname !== '/') return false;
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length });
-      res.end(page);
-      return true;
+      if (url.pathname !== '/') return site.routes(req, res, url);
+      res.writeHead(302, { Location: '/examples/iot/' });
+      res.end();
+      return Promise.resolve(true);
     },
   });
   const address = await server.listen(o.port ?? 8080, '127.0.0.1');
@@ -57,8 +61,8 @@ export async function startIotDemo(o: { port?: number; mqttUrl?: string; prefix?
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const demo = await startIotDemo();
-  process.stdout.write(`IoT dashboard: ${demo.url}/   (Ctrl-C to stop)\n`);
+  const demo = await startIotDemo({ port: Number(process.env.PORT ?? 8080) });
+  process.stdout.write(`IoT dashboard: ${demo.url}/examples/iot/   (Ctrl-C to stop)\n`);
   const stop = new AbortController();
   process.on('SIGINT', () => stop.abort());
   await runSensors({ signal: stop.signal, count: 3600 });

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The live dashboard's backend: once a second it reads the hub's own Prometheus metrics and
 // publishes one sample (CPU, memory, connections, throughput) to `dashboard:hub` through the HTTP
-// API. Any service can feed a dashboard this way: compute, publish, and every open page updates.
+// API, with @herald/server-client. Any service can feed a dashboard this way: compute, publish,
+// and every open page updates.
 //
 //   HERALD_API_KEY=... node examples/live-dashboard/publish-metrics.mjs
 //
 // HERALD_URL defaults to http://127.0.0.1:8080; CHANNEL to dashboard:hub; INTERVAL_MS to 1000.
+import { HeraldServerClient } from '@herald/server-client';
 
 const base = (process.env.HERALD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
 const apiKey = process.env.HERALD_API_KEY;
@@ -47,14 +49,11 @@ async function scrape() {
   };
 }
 
+// A sample is worth its second only: no retries, the next tick publishes a fresh one.
+const herald = new HeraldServerClient({ url: base, apiKey, timeoutMs: 5000, retry: { attempts: 1 } });
+
 async function publish(data) {
-  const response = await fetch(`${base}/api/publish`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ channel, event: 'sample', data }),
-    signal: AbortSignal.timeout(5000),
-  });
-  if (!response.ok) throw new Error(`publish answered ${response.status}: ${await response.text()}`);
+  await herald.publish({ channel, event: 'sample', data });
 }
 
 let previous;
@@ -86,7 +85,8 @@ async function tick() {
     if (failing) console.error('hub reachable again');
     failing = false;
   } catch (error) {
-    if (!failing) console.error(`cannot sample or publish: ${error.message}; retrying every second`);
+    const what = error.code === undefined ? error.message : `${error.code}: ${error.message}`;
+    if (!failing) console.error(`cannot sample or publish (${what}); retrying every second`);
     failing = true;
     previous = undefined;
     published = 0;

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // The shop's backend, reduced to one command: publishes an order's new status through Herald's
-// HTTP API. A status must not be lost, also not while the hub restarts: the publish is retried
-// until the hub acknowledges it (which it does only once the publication is stored), always with
-// the same idempotency key, so a retry after a lost answer is applied once.
+// HTTP API with @herald/server-client. A status must not be lost, also not while the hub restarts:
+// the publish is retried until the hub acknowledges it (which it does only once the publication
+// is stored), always with the same idempotency key, so a retry after a lost answer is applied once.
 //
 //   HERALD_API_KEY=... node examples/order-tracking/publish-status.mjs ORDER STATUS [NOTE]
 //   HERALD_API_KEY=... node examples/order-tracking/publish-status.mjs ORDER --walk
 //
 // STATUS is one of: placed paid packed shipped out_for_delivery delivered. --walk publishes all of
 // them, three seconds apart. HERALD_URL defaults to http://127.0.0.1:8080.
-import { randomUUID } from 'node:crypto';
+import { HeraldServerClient } from '@herald/server-client';
 
 const STATUSES = ['placed', 'paid', 'packed', 'shipped', 'out_for_delivery', 'delivered'];
 /** How long to keep trying before giving up (the hub may be restarting or briefly unreachable). */
@@ -30,35 +30,21 @@ if (!apiKey) usage('HERALD_API_KEY is not set (the hub prints it at start).');
 if (!order || !/^[A-Za-z0-9_-]{1,40}$/.test(order)) usage('ORDER must be 1 to 40 letters, digits, _ or -.');
 if (status !== '--walk' && !STATUSES.includes(status)) usage(`unknown status "${status ?? ''}".`);
 
-/** Resolves with the stored position once the hub acknowledged; retries what can succeed later. */
-async function publish(data) {
-  const body = JSON.stringify({ channel: `orders:${order}`, event: 'status', data, idempotencyKey: randomUUID() });
-  const deadline = Date.now() + GIVE_UP_AFTER_MS;
-  for (let attempt = 0; ; attempt++) {
-    let problem;
-    try {
-      const response = await fetch(`${base}/api/publish`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(10_000),
-      });
-      const answer = await response.json().catch(() => ({}));
-      if (response.ok) return answer;
-      // 503 (not ready, broker down), 429, 5xx: worth another try. Anything else will not change.
-      if (response.status !== 429 && response.status < 500) {
-        throw new Error(`refused: ${response.status} ${answer.error?.message ?? ''}`.trim());
-      }
-      problem = `${response.status} ${answer.error?.code ?? ''}`.trim();
-    } catch (error) {
-      if (error.message?.startsWith('refused:')) throw error;
-      problem = error.cause?.code ?? error.name ?? 'network error';
-    }
-    if (Date.now() > deadline) throw new Error(`gave up after ${attempt + 1} attempts (last: ${problem})`);
-    const delay = Math.min(5000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
-    console.error(`hub not reachable (${problem}); retrying in ${Math.round(delay)} ms`);
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
+// Retries go on for GIVE_UP_AFTER_MS, with backoff up to 5 s; only what can succeed later is
+// retried (no answer, 429, 502/503/504), never a refusal such as a bad key.
+const herald = new HeraldServerClient({
+  url: base,
+  apiKey,
+  timeoutMs: 10_000,
+  retry: { attempts: Number.POSITIVE_INFINITY, minDelayMs: 250, maxDelayMs: 5000, totalMs: GIVE_UP_AFTER_MS },
+  onRetry: ({ error, delayMs }) => {
+    const problem = error.status === undefined ? error.code : `${error.status} ${error.code}`;
+    console.error(`hub not reachable (${problem}); retrying in ${delayMs} ms`);
+  },
+});
+
+function publish(data) {
+  return herald.publish({ channel: `orders:${order}`, event: 'status', data });
 }
 
 async function send(next, note) {
@@ -76,6 +62,7 @@ try {
     await send(status, noteWords.join(' ').trim());
   }
 } catch (error) {
-  console.error(`not published: ${error.message}`);
+  const attempts = error.attempts > 1 ? ` after ${error.attempts} attempts` : '';
+  console.error(`not published${attempts}: ${error.code ?? ''} ${error.message}`.trim());
   process.exit(1);
 }

@@ -185,6 +185,9 @@ describe('section 3: permissions', () => {
     for (const method of ['history', 'presence']) {
       const reply = await ws.call(method, { channel });
       assert.equal(reply.error?.code, 'forbidden', `${method} on a forbidden channel`);
+      // v1.1: the same over HTTP with the client token, for SSE and long-poll clients.
+      const path = `/api/channels/${encodeURIComponent(channel)}/${method}`;
+      assertError(await api(hub, 'GET', path, undefined, token), 403, `HTTP ${method} on a forbidden channel`);
     }
     await ws.ok('subscribe', { channel: open });
     const sse = await Sse.open(`${hub.url}/sse?${query([channel], { token })}`);

@@ -57,12 +57,24 @@ describe('section 4: credentials and errors', () => {
     }
   });
 
-  it('accepts a client JWT only on /api/publish', async () => {
-    const token = await mint({ channels: ['*'], publish: ['*'] });
-    assert.equal((await api(hub, 'POST', '/api/publish', { channel: uniqueChannel(), data: 1 }, token)).status, 200);
-    for (const path of ['/api/channels', historyPath('x'), '/api/channels/x/presence']) {
-      assertError(await api(hub, 'GET', path, undefined, token), [401, 403], `client JWT on ${path}`);
+  it('accepts a client JWT on /api/publish, and (v1.1) on history and presence within its `channels` patterns', async () => {
+    const mine = uniqueChannel('mine');
+    const other = uniqueChannel('other');
+    const token = await mint({ channels: [`${mine}*`], publish: ['*'] });
+    assert.equal((await api(hub, 'POST', '/api/publish', { channel: mine, data: 1 }, token)).status, 200);
+    const history = await api(hub, 'GET', historyPath(mine), undefined, token);
+    assert.equal(history.status, 200, 'history of a channel within the token patterns');
+    assert.deepEqual(offsets(history.json.publications), [1]);
+    const presence = await api(hub, 'GET', `/api/channels/${encodeURIComponent(mine)}/presence`, undefined, token);
+    assert.equal(presence.status, 200, 'presence of a channel within the token patterns');
+    assert.deepEqual(presence.json.clients, []);
+    for (const path of [historyPath(other), `/api/channels/${encodeURIComponent(other)}/presence`]) {
+      assertError(await api(hub, 'GET', path, undefined, token), 403, `client JWT on ${path}, outside its patterns`);
     }
+    // `publish` patterns give no read rights: only `channels` counts.
+    const publisher = await mint({ publish: ['*'] });
+    assertError(await api(hub, 'GET', historyPath(mine), undefined, publisher), 403, 'a token without `channels`');
+    assertError(await api(hub, 'GET', '/api/channels', undefined, token), 403, '/api/channels stays server-only');
   });
 
   it('answers 404 with the error shape for unknown routes', async () => {

@@ -93,6 +93,8 @@ export class Herald {
       HERALD_API_KEY: API_KEY,
       HERALD_JWT_SECRET: JWT_SECRET,
       HERALD_LOG_LEVEL: 'warn',
+      // HERALD_TEST_WORKERS=2 runs every hub of the suite as `herald serve --workers 2` (CI does).
+      ...(process.env.HERALD_TEST_WORKERS === undefined ? {} : { HERALD_WORKERS: process.env.HERALD_TEST_WORKERS }),
       ...env,
     };
     for (const [key, value] of Object.entries(base)) if (value !== undefined) full[key] = value;

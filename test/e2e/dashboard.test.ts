@@ -1,7 +1,7 @@
 /**
- * The live-dashboard sample app in real Chromium: the real publisher script samples the hub's
- * metrics and publishes them; the page's charts fill and keep moving, and the connections it
- * shows include the page's own SSE stream.
+ * The live-dashboard sample app (React, @herald/react) in real Chromium: the real publisher script
+ * samples the hub's metrics and publishes them; the page opens with the samples already in the
+ * channel's history, its charts keep moving, and the connections it shows include the page's own.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -24,12 +24,13 @@ test('live dashboard: the charts move', { timeout: 60_000 }, async (t) => {
   });
   cleanup.push(() => void publisher.child.kill());
   // Let a few samples into the channel's history: the page should open with them already drawn.
-  await until(() => site.server.hub.stats.publications >= 3, 'three samples published', 10_000);
+  await until(() => site.server.hub.stats.publications >= 6, 'six samples published', 10_000);
 
   const browser = await launchBrowser();
   cleanup.push(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = watchErrors(page);
+  const publishedBefore = site.server.hub.stats.publications;
   await page.goto(`${site.url}/examples/live-dashboard/`);
 
   const points = (): Promise<number> =>
@@ -38,6 +39,8 @@ test('live dashboard: the charts move', { timeout: 60_000 }, async (t) => {
   assert.equal(await page.isHidden('#waiting'), true);
   const cpuPath = (): Promise<string> => page.$eval('#chart-cpu path.line', (el) => el.getAttribute('d') ?? '');
   const before = { points: await points(), path: await cpuPath() };
+  // useChannel's `rewind`: the samples published before the page opened are drawn too.
+  assert.ok(before.points >= publishedBefore, `${before.points} points, ${publishedBefore} published before`);
   await page.waitForFunction((n) => {
     const m = /· (\d+) of/.exec(document.querySelector('#footnote')?.textContent ?? '');
     return Number(m?.[1] ?? 0) >= n + 3;
@@ -45,8 +48,9 @@ test('live dashboard: the charts move', { timeout: 60_000 }, async (t) => {
   const later = { points: await points(), path: await cpuPath() };
   assert.ok(later.points > before.points, 'new samples arrived');
   assert.notEqual(later.path, before.path, 'the CPU line was redrawn with the new samples');
-  // The page's own SSE stream is one of the connections it shows.
-  await page.waitForFunction(() => /SSE [1-9]/.test(document.querySelector('#by-transport')?.textContent ?? ''));
+  // The page's own connection (WebSocket, the SDK's first choice here) is one of those it shows.
+  assert.equal(await page.textContent('#conn'), 'Live · WebSocket');
+  await page.waitForFunction(() => /WebSocket [1-9]/.test(document.querySelector('#by-transport')?.textContent ?? ''));
   await screenshot(page, 'live-dashboard');
   assert.deepEqual(errors, []);
 });

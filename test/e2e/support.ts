@@ -3,14 +3,15 @@
  * loopback port, real Chromium, and screenshots kept in artifacts/e2e/ (gitignored).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeraldServer, type HeraldOptions } from '@herald/server';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { pages, type Pages } from '../../apps/herald/src/pages.ts';
+import { pages, type Pages, type PagesOptions } from '../../apps/herald/src/pages.ts';
 import { API_KEY, JWT_SECRET } from '../support/hub.ts';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../support/services.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, requireService } from '../support/services.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const ARTIFACTS = join(REPO, 'artifacts', 'e2e');
@@ -24,10 +25,13 @@ export interface Site {
   close(): Promise<void>;
 }
 
-/** A hub serving the pages like `herald serve` does, demo tokens on, on a loopback port of its own. */
-export async function startSite(options: Partial<HeraldOptions> = {}): Promise<Site> {
+/** A hub serving the pages like `herald serve` does, demo tokens on (unless told), on a loopback port of its own. */
+export async function startSite(
+  options: Partial<HeraldOptions> = {},
+  pageOptions: Partial<PagesOptions> = {},
+): Promise<Site> {
   ensureClientBundle();
-  const site = pages({ apiKey: API_KEY, jwtSecret: JWT_SECRET, admin: true, demo: true });
+  const site = pages({ apiKey: API_KEY, jwtSecret: JWT_SECRET, admin: true, demo: true, ...pageOptions });
   const server = new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, routes: site.routes, ...options });
   const address = await server.listen(0, '127.0.0.1');
   site.attach(server);
@@ -56,6 +60,26 @@ function ensureClientBundle(): void {
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+}
+
+/**
+ * Pages in fresh browser contexts of one Chromium, launched on first use. Returns undefined when
+ * Chromium is missing (the test is skipped, or fails under HERALD_REQUIRE_SERVICES=1). `cleanup`
+ * receives the closing steps of the contexts and the browser.
+ */
+export function pageOpener(cleanup: Array<() => Promise<void> | void>): (t: TestContext) => Promise<Page | undefined> {
+  let browser: Promise<Browser> | undefined;
+  return async (t) => {
+    if (!(await requireService(t, 'chromium'))) return undefined;
+    if (browser === undefined) {
+      browser = launchBrowser();
+      const launched = browser;
+      cleanup.push(async () => (await launched).close());
+    }
+    const context = await (await browser).newContext({ viewport: { width: 1200, height: 800 } });
+    cleanup.push(() => context.close());
+    return context.newPage();
+  };
 }
 
 /** Collects uncaught errors and console errors (failed loads, CSP refusals) of the page. */

@@ -13,7 +13,7 @@ import { attachSocketIo } from '@herald/transport-socketio';
 import { io, type Socket } from 'socket.io-client';
 import { API_KEY, JWT_SECRET, publish, until, type TestHub } from '../support/hub.ts';
 import { recordFigures } from './support/figures.ts';
-import { httpGet, openWs } from './support/http-raw.ts';
+import { httpGet, openWs, tcp, whenClosed } from './support/http-raw.ts';
 
 type Transport = 'polling' | 'websocket';
 type Mode = Transport | 'upgrade';
@@ -195,17 +195,20 @@ describe('admission: Socket.IO sessions', () => {
   it('frees the slot of a handshake that fails after admission (no session, no leak)', async () => {
     await withSioHub({ maxConnectionsPerIp: 1 }, async (hub) => {
       const ip = '127.0.0.65';
-      // Engine.IO protocol 3 is refused by the handshake itself, after admission let it through.
+      // An upgrade whose Sec-WebSocket-Key is not valid passes admission and is then refused by
+      // the WebSocket handshake itself (400). (Engine.IO protocols other than 4 no longer get this
+      // far: the adapter refuses them before admission.)
       for (let i = 0; i < 5; i++) {
-        const polling = await httpGet(hub.port, '/socket.io/?EIO=3&transport=polling', { localAddress: ip });
-        assert.equal(polling.status, 400, 'EIO=3 is refused');
-        // Over WebSocket the refusal comes after the upgrade (engine.io cuts the socket): wait for the cut.
-        const ws = await openWs(`ws://127.0.0.1:${hub.port}/socket.io/?EIO=3&transport=websocket`, ip);
-        const socket = ws.socket;
-        if (socket !== undefined && socket.readyState !== socket.CLOSED) {
-          await new Promise((r) => socket.once('close', r));
-        }
+        const socket = await tcp(hub.port, ip);
+        const closed = whenClosed(socket);
+        socket.write(
+          'GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n' +
+            'Connection: Upgrade\r\nSec-WebSocket-Key: not-a-key\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
+        assert.match((await closed).head, /^HTTP\/1\.1 400/, 'the handshake refused it after admission');
       }
+      const old = await httpGet(hub.port, '/socket.io/?EIO=3&transport=polling', { localAddress: ip });
+      assert.equal(old.status, 400, 'EIO=3 is refused (before admission)');
       const session = await admittedAgain(hub.url, 'polling', ip);
       assert.ok(session.ok, `the failed handshakes kept no slot: ${session.error}`);
       session.socket.close();

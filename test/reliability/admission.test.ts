@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Admission, TokenBucket, addressKey } from '../../packages/server/src/http/admission.ts';
+import { TokenBucket } from '../../packages/server/src/core/token-bucket.ts';
+import { Admission, addressKey } from '../../packages/server/src/http/admission.ts';
 import { OptionsError, resolveOptions } from '@herald/server';
 import { loadConfig } from '../../apps/herald/src/config.ts';
 import { API_KEY, JWT_SECRET, startHub, token, until, type TestHub } from '../support/hub.ts';

@@ -1,16 +1,19 @@
 /**
- * Auth attacks: forged and confused JWTs (alg none, RS/HS confusion, embedded keys, tampering),
+ * Auth attacks: forged and confused JWTs (alg none, RS/HS confusion with and without configured
+ * public keys and a JWKS, key-type/kid mismatches, embedded and remote keys a token points to, tampering),
  * time and audience claims, channel patterns that try to escape their grant, Cross-Site WebSocket
  * Hijacking, CORS on SSE/poll/API, client tokens on server endpoints, and the API key comparison.
  * Every refusal must happen on every transport: WebSocket (close 4001), SSE, poll and the API (401).
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, createHmac } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ApiKey } from '@herald/server';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { API_KEY, JWT_SECRET, api, publish, startHub, token, until, type TestHub } from '../support/hub.ts';
+import { JwksServer, signWith, signingKey, type SigningKey } from '../support/jwks-server.ts';
+import { ACCEPTED, REFUSED, tryEverywhere } from '../support/token-check.ts';
 import { WsTestClient } from '../support/ws-client.ts';
 import { recordFigures } from './support/figures.ts';
 import { HandshakeRefused, RawWs } from './support/raw-ws.ts';
@@ -37,28 +40,6 @@ function forge(
   const signature = key === undefined ? '' : createHmac(hmac, key).update(input).digest('base64url');
   return `${input}.${signature}`;
 }
-
-/** Tries a token on every transport; returns what each answered. */
-async function tryEverywhere(
-  hub: TestHub,
-  jwt: string,
-): Promise<{ ws: number | string; sse: number; poll: number; api: number }> {
-  const client = new WsTestClient(hub.wsUrl);
-  await client.opened;
-  const reply = client.call('connect', { token: jwt }).catch(() => undefined);
-  const first = await Promise.race([reply, client.closed]);
-  const ws = typeof first === 'number' ? first : first?.error ? `error ${first.error.code}` : 'connected';
-  if (ws === 'connected') client.close();
-  const q = new URLSearchParams({ channel: 'c', token: jwt, timeout: '0' });
-  const sse = await fetch(`${hub.url}/sse?${q}`);
-  await sse.body?.cancel();
-  const poll = await fetch(`${hub.url}/poll?${q}`);
-  await poll.arrayBuffer();
-  const pub = await api(hub, 'POST', '/api/publish', { channel: 'c', data: 1 }, jwt);
-  return { ws, sse: sse.status, poll: poll.status, api: pub.status };
-}
-
-const REFUSED = { ws: 4001, sse: 401, poll: 401, api: 401 };
 
 describe('auth attacks: forged tokens', () => {
   let hub: TestHub;
@@ -197,6 +178,128 @@ describe('auth attacks: forged tokens', () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+describe('auth attacks: public keys and algorithm confusion', () => {
+  let rsa: SigningKey;
+  let ec: SigningKey;
+  let ed: SigningKey;
+  let jwks: JwksServer;
+  let attackerJwks: JwksServer;
+  /** Secret, an RSA PEM, and a JWKS with an EC and an Ed25519 key: every kind of key at once. */
+  let hub: TestHub;
+  let rsaPem: string;
+  before(async () => {
+    rsa = await signingKey('RS256', 'rsa');
+    ec = await signingKey('ES256', 'ec');
+    ed = await signingKey('EdDSA', 'ed');
+    rsaPem = createPublicKey({ key: rsa.jwk as JsonWebKey, format: 'jwk' }).export({
+      type: 'spki',
+      format: 'pem',
+    }) as string;
+    jwks = await JwksServer.start([ec, ed]);
+    hub = await startHub({ jwtPublicKey: rsaPem, jwksUrl: jwks.url });
+  });
+  after(async () => {
+    await hub.close();
+    await jwks.close();
+    await attackerJwks?.close();
+  });
+
+  it('accepts each kind of key only for its own algorithm', async () => {
+    for (const key of [rsa, ec, ed]) assert.deepEqual(await tryEverywhere(hub, await signWith(key)), ACCEPTED, key.alg);
+    assert.deepEqual(await tryEverywhere(hub, await token()), ACCEPTED, 'HS256 with the secret');
+  });
+
+  it('refuses HS256 keyed with any configured public key (PEM, JWK, JWKS text), with or without a secret', async () => {
+    const noSecret = await startHub({ jwtSecret: undefined, jwtPublicKey: rsaPem, jwksUrl: jwks.url });
+    try {
+      for (const [name, material] of [
+        ['the RSA PEM', rsaPem],
+        ['the RSA PEM without its trailing newline', rsaPem.trim()],
+        ['the RSA JWK', JSON.stringify(rsa.jwk)],
+        ['the EC JWK from the JWKS', JSON.stringify(ec.jwk)],
+        ['the whole JWKS', JSON.stringify({ keys: [ec.jwk, ed.jwk] })],
+      ] as const) {
+        for (const header of [{ alg: 'HS256' }, { alg: 'HS256', kid: 'rsa' }, { alg: 'HS256', kid: 'ec' }]) {
+          const forged = forge(header, claims(), material);
+          assert.deepEqual(await tryEverywhere(hub, forged), REFUSED, `${name} ${JSON.stringify(header)}`);
+          assert.deepEqual(
+            await tryEverywhere(noSecret, forged),
+            REFUSED,
+            `${name} ${JSON.stringify(header)}, no secret`,
+          );
+        }
+      }
+      assert.deepEqual(
+        await tryEverywhere(noSecret, await token()),
+        REFUSED,
+        'HS256 with a secret the hub was not given',
+      );
+    } finally {
+      await noSecret.close();
+    }
+  });
+
+  it('refuses a token that names the algorithm of one key type and the kid of another', async () => {
+    // An EC-signed token claiming RS256, an RSA-signed one claiming ES256 with the EC kid, and so on.
+    // A good RSA signature under a misleading kid is checked with the RSA key only, and passes:
+    // the kid narrows the keys of the token's algorithm, it never picks a key of another type.
+    assert.deepEqual(await tryEverywhere(hub, await signWith(rsa, {}, { kid: 'ec' })), ACCEPTED, 'RSA under kid ec');
+    const mismatched = [await signWith(ec, {}, { kid: 'ed' }), await signWith(ed, {}, { kid: 'ec' })];
+    // jose will not even sign with a key of the wrong type: forge the header over a real signature.
+    const swap = (jwt: string, header: Record<string, unknown>): string =>
+      `${b64(header)}.${jwt.split('.').slice(1).join('.')}`;
+    mismatched.push(
+      swap(await signWith(ec), { alg: 'RS256', kid: 'rsa' }),
+      swap(await signWith(rsa), { alg: 'ES256', kid: 'ec' }),
+      swap(await signWith(ed), { alg: 'ES256', kid: 'ec' }),
+      swap(await signWith(ec), { alg: 'EdDSA', kid: 'ed' }),
+    );
+    for (const jwt of mismatched) {
+      // Refused (4001/401), or deferred as an unknown key of the JWKS (1013/503): never accepted.
+      const outcome = await tryEverywhere(hub, jwt);
+      assert.ok([4001, 1013].includes(outcome.ws as number), `${jwt.split('.')[0]}: ${JSON.stringify(outcome)}`);
+      assert.ok(outcome.sse !== 200 && outcome.poll !== 200 && outcome.api !== 200, jwt.split('.')[0]);
+    }
+  });
+
+  it('refuses other asymmetric algorithms with the right key (PS256, RS384, RS512, ES384), and other signers', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    for (const alg of ['PS256', 'RS384', 'RS512'] as const) {
+      // Signed by a key of the same type: the hub must refuse on the algorithm alone.
+      const jwt = await new SignJWT(claims()).setProtectedHeader({ alg, kid: 'rsa' }).sign(privateKey);
+      assert.deepEqual(await tryEverywhere(hub, jwt), REFUSED, alg);
+    }
+    const es384 = await generateKeyPair('ES384');
+    assert.deepEqual(
+      await tryEverywhere(hub, await new SignJWT(claims()).setProtectedHeader({ alg: 'ES384' }).sign(es384.privateKey)),
+      REFUSED,
+      'ES384',
+    );
+    // Another RSA key: the PEM key refuses its signature, and the JWKS has no RSA key "rsa" (refused,
+    // or deferred while the hub may not fetch the set again): never accepted.
+    const stranger = await tryEverywhere(hub, await signWith(await signingKey('RS256', 'rsa')));
+    assert.ok([4001, 1013].includes(stranger.ws as number), JSON.stringify(stranger));
+    assert.ok(stranger.sse !== 200 && stranger.poll !== 200 && stranger.api !== 200);
+  });
+
+  it('never fetches keys a token points to (jku, x5u, jwk) and never trusts an embedded key', async () => {
+    const evil = await signingKey('ES256', 'ec');
+    attackerJwks = await JwksServer.start([evil]);
+    const evilRsa = await signingKey('RS256', 'rsa');
+    for (const [name, jwt] of [
+      ['jku to the attacker set', await signWith(evil, {}, { jku: attackerJwks.url })],
+      ['x5u to the attacker', await signWith(evil, {}, { x5u: attackerJwks.url })],
+      ['embedded EC jwk', await signWith(evil, {}, { jwk: evil.jwk })],
+      ['embedded RSA jwk', await signWith(evilRsa, {}, { jwk: evilRsa.jwk })],
+    ] as const) {
+      const outcome = await tryEverywhere(hub, jwt);
+      assert.ok([4001, 1013].includes(outcome.ws as number), `${name}: ${JSON.stringify(outcome)}`);
+      assert.ok(outcome.sse !== 200 && outcome.poll !== 200 && outcome.api !== 200, name);
+    }
+    assert.equal(attackerJwks.requests, 0, 'the attacker set was never fetched');
   });
 });
 
@@ -375,12 +478,16 @@ describe('auth attacks: origins, CORS, server endpoints, API key', () => {
     }
   });
 
-  it('refuses client JWTs on server endpoints with 403', async () => {
-    const jwt = await token({ channels: ['*'], publish: ['*'] });
+  it('refuses client JWTs on server endpoints, and on reads outside their channels, with 403', async () => {
+    // v1.1: history and presence take a client JWT within its `channels` patterns; /api/channels never.
+    const jwt = await token({ channels: ['mine:*'], publish: ['*'] });
     for (const path of ['/api/channels', '/api/channels/a/history', '/api/channels/a/presence']) {
       const r = await api(hub, 'GET', path, undefined, jwt);
       assert.equal(r.status, 403, path);
       assert.equal(r.body.error.code, 'forbidden');
+    }
+    for (const path of ['/api/channels/mine:a/history', '/api/channels/mine:a/presence']) {
+      assert.equal((await api(hub, 'GET', path, undefined, jwt)).status, 200, path);
     }
     assert.equal((await api(hub, 'GET', '/api/channels', undefined, await token({ expiresIn: -10 }))).status, 401);
   });

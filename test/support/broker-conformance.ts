@@ -9,15 +9,18 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 import { publicationJson, type ClientInfo } from '@herald/protocol';
+import { pageLength } from '@herald/server';
 import type {
   Broker,
   BrokerEvents,
   ControlMessage,
   HistoryLimits,
+  NodeRequest,
   PresenceStore,
   PublicationRecord,
   PublishDraft,
 } from '@herald/server';
+import { TopConflictError } from '@herald/server';
 
 export interface ConformanceNode {
   readonly broker: Broker;
@@ -57,6 +60,13 @@ class Recorder implements BrokerEvents {
 
   readiness(ready: boolean): void {
     this.readinessChanges.push(ready);
+  }
+
+  /** Set by a case: what this node answers to node requests. */
+  answer: ((message: NodeRequest) => Promise<unknown>) | undefined;
+
+  request(message: NodeRequest): Promise<unknown> {
+    return this.answer === undefined ? Promise.resolve(null) : this.answer(message);
   }
 
   of(channel: string): PublicationRecord[] {
@@ -179,6 +189,36 @@ export function brokerConformance(target: ConformanceTarget): void {
       assert.deepEqual(resumed.publications, [record]);
     });
 
+    test('history pages within maxBytes: as many as fit, at least one, and the next page continues', async ({
+      a,
+      b,
+      channel,
+    }) => {
+      const ch = channel('pages');
+      const records: PublicationRecord[] = [];
+      for (let i = 1; i <= 20; i++) records.push((await a.broker.publish(draft(ch, 'p'.repeat(100 + i)))).record);
+      const epoch = records[0]?.epoch ?? '';
+      const maxBytes = (records[0]?.json.length ?? 0) * 4 + 10;
+      const expected = pageLength(records, maxBytes);
+      assert.ok(expected >= 3 && expected < 20, `a page of ${expected}`);
+      const pages: number[][] = [];
+      let since = { offset: 0, epoch };
+      for (let n = 0; n < 20 && since.offset < 20; n++) {
+        const page = await b.broker.history(ch, { since, maxBytes });
+        assert.equal(page.recovered, true);
+        assert.deepEqual(page.top, { offset: 20, epoch });
+        assert.ok(page.publications.length > 0, 'every page makes progress');
+        pages.push(offsets(page.publications));
+        since = { offset: page.publications.at(-1)?.offset ?? since.offset, epoch };
+      }
+      assert.deepEqual(pages.flat(), range(1, 20), 'pages continue each other with nothing skipped');
+      assert.equal(pages[0]?.length, expected, 'the shared page rule (pageLength)');
+      const one = await b.broker.history(ch, { since: { offset: 0, epoch }, maxBytes: 1 });
+      assert.deepEqual(offsets(one.publications), [1], 'at least one, even past the bound');
+      const newest = await a.broker.history(ch, { limit: 20, maxBytes });
+      assert.deepEqual(offsets(newest.publications), range(21 - pageLength(records, maxBytes, true), 20));
+    });
+
     test('history since a position: what followed it, oldest first, within the limit', async ({ a, b, channel }) => {
       const ch = channel('since');
       const records: PublicationRecord[] = [];
@@ -292,6 +332,74 @@ export function brokerConformance(target: ConformanceTarget): void {
       assert.deepEqual(ephAgain.record, eph.record);
     });
 
+    test('compare-and-append: stored only while the top is the expected one, on any node', async ({
+      a,
+      b,
+      channel,
+    }) => {
+      const ch = channel('expected-top');
+      await a.broker.subscribe(ch);
+      const empty = (await b.broker.history(ch, { limit: 0 })).top;
+      const first = await a.broker.publish(draft(ch, 1, { expectedTop: empty }));
+      assert.deepEqual({ offset: first.record.offset, epoch: first.record.epoch }, { offset: 1, epoch: empty.epoch });
+      const second = await b.broker.publish(draft(ch, 2, { expectedTop: { offset: 1, epoch: empty.epoch } }));
+      assert.equal(second.record.offset, 2);
+      // A top that moved, one ahead, or another epoch: refused, and nothing stored or delivered.
+      for (const expectedTop of [
+        { offset: 1, epoch: empty.epoch },
+        { offset: 3, epoch: empty.epoch },
+        { offset: 2, epoch: `${empty.epoch}x` },
+      ]) {
+        await assert.rejects(
+          (expectedTop.offset === 1 ? a : b).broker.publish(draft(ch, 'stale', { expectedTop })),
+          TopConflictError,
+        );
+      }
+      assert.deepEqual(offsets((await a.broker.history(ch, {})).publications), [1, 2]);
+      // Racing writers that read the same top: exactly one lands, the others are told.
+      const top = { offset: 2, epoch: empty.epoch };
+      const outcomes = await Promise.allSettled(
+        range(1, 6).map((i) => (i % 2 ? a : b).broker.publish(draft(ch, `race-${i}`, { expectedTop: top }))),
+      );
+      assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1);
+      for (const o of outcomes) if (o.status === 'rejected') assert.ok(o.reason instanceof TopConflictError);
+      await a.broker.publish(draft(ch, 'plain'));
+      await until(() => a.events.of(ch).length === 4, 'four publications');
+      assert.deepEqual(offsets(a.events.of(ch)), [1, 2, 3, 4]);
+    });
+
+    test('metadata: compare-and-set on versions that never repeat, shared by every node', async ({ a, b, channel }) => {
+      const store = a.broker.metadata;
+      const other = b.broker.metadata;
+      assert.ok(store !== undefined && other !== undefined, 'the broker offers a metadata store');
+      const key = channel('meta');
+      assert.equal(await store.get(key), undefined);
+      const v1 = await store.put(key, 'one', 0);
+      assert.ok(v1 !== undefined && v1 > 0);
+      assert.equal(await other.put(key, 'again', 0), undefined, 'create refused: the key exists');
+      assert.deepEqual(await other.get(key), { value: 'one', version: v1 });
+      const v2 = await other.put(key, 'two', v1);
+      assert.ok(v2 !== undefined && v2 > v1);
+      assert.equal(await store.put(key, 'stale', v1), undefined);
+      assert.equal(await store.delete(key, v1), false);
+      assert.deepEqual(await store.get(key), { value: 'two', version: v2 });
+      assert.equal(await other.delete(key, v2), true);
+      assert.equal(await store.get(key), undefined);
+      assert.equal(await store.delete(key), false, 'nothing left to delete');
+      const v3 = await store.put(key, 'three', 0);
+      assert.ok(v3 !== undefined && v3 > v2, 'a version never comes back after a delete');
+      const v4 = await other.put(key, 'four');
+      assert.ok(v4 !== undefined && v4 > v3, 'a write without a condition');
+      assert.equal(await store.delete(key), true);
+      // Racing writers with the same version: exactly one wins.
+      const v5 = (await store.put(key, 'base', 0)) ?? 0;
+      const won = await Promise.all(range(1, 6).map((i) => (i % 2 ? store : other).put(key, `w${i}`, v5)));
+      assert.equal(won.filter((v) => v !== undefined).length, 1);
+      const text = `{"ünïcode":"✓","nl":"a\nb"}`;
+      await store.put(key, text);
+      assert.equal((await other.get(key))?.value, text);
+    });
+
     test('ephemeral publications are delivered live and never stored', async ({ a, b, channel }) => {
       const ch = channel('ephemeral');
       await a.broker.subscribe(ch);
@@ -364,6 +472,56 @@ export function brokerConformance(target: ConformanceTarget): void {
         a.events.controls.find((m) => m.kind === 'disconnect_user'),
         bye,
       );
+    });
+
+    test('request: every node answers, the asking one included; a failing node answers null', async ({
+      a,
+      b,
+      multiNode,
+    }) => {
+      a.events.answer = async (m) => ({ node: 'a', kind: m.kind });
+      if (multiNode)
+        b.events.answer = async (m) => ({ node: 'b', kind: m.kind, user: m.kind === 'user_sessions' && m.user });
+      const replies = await a.broker.request({ kind: 'info' }, 5_000);
+      assert.equal(replies.missing, 0);
+      const nodes = (replies.answers as { node: string }[]).map((x) => x.node).sort();
+      assert.deepEqual(nodes, multiNode ? ['a', 'b'] : ['a']);
+      const fromB = await b.broker.request({ kind: 'user_sessions', user: 'alice' }, 5_000);
+      assert.equal(fromB.answers.length, multiNode ? 2 : 1);
+      if (multiNode)
+        assert.ok(
+          fromB.answers.some((x) => (x as { user: string }).user === 'alice'),
+          'the message arrived whole',
+        );
+      a.events.answer = () => Promise.reject(new Error('broken handler'));
+      const withFailure = await b.broker.request({ kind: 'info' }, 5_000);
+      assert.equal(withFailure.missing, 0);
+      assert.ok(withFailure.answers.includes(null), 'a failing node answers null');
+    });
+
+    test('removeHistory: a new epoch on every node; an old position is not recovered; offsets restart', async ({
+      a,
+      b,
+      channel,
+    }) => {
+      const ch = channel('remove-history');
+      await b.broker.subscribe(ch);
+      for (let i = 1; i <= 3; i++) await a.broker.publish(draft(ch, i));
+      const before = await a.broker.history(ch, { limit: 10 });
+      assert.equal(before.top.offset, 3);
+      await a.broker.removeHistory(ch);
+      for (const node of [a, b]) {
+        const after = await node.broker.history(ch, { since: { offset: 1, epoch: before.top.epoch }, limit: 10 });
+        assert.equal(after.recovered, false, 'a position from before is not recovered');
+        assert.deepEqual(after.publications, []);
+        assert.notEqual(after.top.epoch, before.top.epoch);
+        assert.equal(after.top.offset, 0);
+      }
+      const next = await b.broker.publish(draft(ch, 'fresh'));
+      assert.equal(next.record.offset, 1);
+      assert.notEqual(next.record.epoch, before.top.epoch);
+      await until(() => b.events.of(ch).some((r) => r.epoch === next.record.epoch), 'the publication in the new epoch');
+      await a.broker.removeHistory(channel('never-used'));
     });
 
     test('presence: add, list, remove and channels, shared by every node', async ({ a, b, channel }) => {

@@ -17,14 +17,17 @@ export interface TestHub {
 }
 
 export async function startHub(options: Partial<HeraldOptions> = {}): Promise<TestHub> {
-  const server = new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, ...options });
-  const address = await server.listen(0, '127.0.0.1');
-  const url = `http://127.0.0.1:${address.port}`;
+  return listening(new HeraldServer({ apiKey: API_KEY, jwtSecret: JWT_SECRET, ...options }));
+}
+
+/** Starts `server` on a free loopback port; its addresses and `close` as a TestHub. */
+export async function listening(server: HeraldServer): Promise<TestHub> {
+  const { port } = await server.listen(0, '127.0.0.1');
   return {
     server,
-    url,
-    wsUrl: `ws://127.0.0.1:${address.port}/ws`,
-    port: address.port,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    port,
     close: () => server.close(),
   };
 }
@@ -40,11 +43,14 @@ export interface TokenClaims {
   [claim: string]: unknown;
 }
 
+/** An HS256 token; `iat` is now unless `iat` is given (a number, or undefined for none). */
 export async function token(claims: TokenClaims = {}): Promise<string> {
-  const { sub = 'alice', expiresIn, secret = JWT_SECRET, ...rest } = claims;
+  const { sub = 'alice', expiresIn, secret = JWT_SECRET, iat, ...rest } = claims;
   const body: Record<string, unknown> = { channels: ['*'], publish: ['*'], ...rest };
   for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key];
-  let jwt = new SignJWT(body).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt();
+  let jwt = new SignJWT(body).setProtectedHeader({ alg: 'HS256' }).setSubject(sub);
+  if (!('iat' in claims)) jwt = jwt.setIssuedAt();
+  else if (typeof iat === 'number') jwt = jwt.setIssuedAt(iat);
   if (expiresIn !== undefined) jwt = jwt.setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn);
   return jwt.sign(new TextEncoder().encode(secret));
 }

@@ -6,7 +6,14 @@ export async function deleteNatsNamespace(url: string, prefix: string): Promise<
   const nc = await connect({ servers: url });
   try {
     const jsm = await nc.jetstreamManager();
-    for (const stream of [`${prefix}_history`, `KV_${prefix}_epochs`, `KV_${prefix}_idem`, `KV_${prefix}_presence`]) {
+    for (const stream of [
+      `${prefix}_history`,
+      `KV_${prefix}_epochs`,
+      `KV_${prefix}_idem`,
+      `KV_${prefix}_presence`,
+      `KV_${prefix}_revocations`,
+      `KV_${prefix}_meta`,
+    ]) {
       await jsm.streams.delete(stream).catch(() => undefined);
     }
   } finally {

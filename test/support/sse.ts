@@ -146,7 +146,14 @@ export function openEventSource(
   source.onmessage = (e) => client.messages.push(JSON.parse(e.data));
   source.onerror = () => client.errors++;
   source.onopen = () => client.opens++;
-  for (const type of ['herald.connected', 'herald.disconnect', 'herald.join', 'herald.leave']) {
+  for (const type of [
+    'herald.connected',
+    'herald.disconnect',
+    'herald.join',
+    'herald.leave',
+    'herald.subscribed',
+    'herald.unsub',
+  ]) {
     source.addEventListener(type, (e) =>
       client.control.push({ type, data: JSON.parse(e.data), lastEventId: e.lastEventId }),
     );

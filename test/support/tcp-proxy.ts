@@ -20,6 +20,7 @@ export class TcpProxy {
   readonly #stalled = new Map<Socket, Socket>();
   /** Undefined while paused: new connections are refused, as if nothing listened. */
   #target: { host: string; port: number } | undefined;
+  #stallNext: Direction | undefined;
   refuseUpgrades: boolean;
   port = 0;
 
@@ -71,15 +72,25 @@ export class TcpProxy {
    */
   stall(direction: Direction): number {
     let n = 0;
-    for (const [client, upstream] of this.#pairs) {
-      const [from, to] = direction === 'toClient' ? [upstream, client] : [client, upstream];
-      if (this.#stalled.has(from)) continue;
-      from.unpipe(to);
-      from.pause();
-      this.#stalled.set(from, to);
-      n++;
-    }
+    for (const pair of this.#pairs) if (this.#stallPair(pair, direction)) n++;
     return n;
+  }
+
+  /**
+   * Stalls `direction` on the next connection opened through the proxy only (a request that
+   * reaches the hub and whose answer never comes back, on a fresh connection).
+   */
+  stallNextConnection(direction: Direction): void {
+    this.#stallNext = direction;
+  }
+
+  #stallPair([client, upstream]: [Socket, Socket], direction: Direction): boolean {
+    const [from, to] = direction === 'toClient' ? [upstream, client] : [client, upstream];
+    if (this.#stalled.has(from)) return false;
+    from.unpipe(to);
+    from.pause();
+    this.#stalled.set(from, to);
+    return true;
   }
 
   /** Forwards `direction` again on the stalled connections still open, starting with what was held. */
@@ -137,5 +148,9 @@ export class TcpProxy {
     if (head !== undefined) upstream.write(head);
     client.pipe(upstream);
     upstream.pipe(client);
+    if (this.#stallNext !== undefined) {
+      this.#stallPair(pair, this.#stallNext);
+      this.#stallNext = undefined;
+    }
   }
 }

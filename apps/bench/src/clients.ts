@@ -7,12 +7,12 @@
 import { get, type Agent, type ClientRequest } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
-import { BT_MARKER, btOfBuffer } from './payload.js';
+import { BT_MARKER, btOfBuffer, ST_MARKER, stOfBuffer } from './payload.js';
 import { BENCH_CHANNEL, type ClientKind } from './targets.js';
 
 export interface Sink {
-  /** A bench publication arrived; `bt` is its publish time in us. */
-  message(index: number, bt: number): void;
+  /** A bench publication arrived; `bt` is its publish time in us, `st` its scheduled time or -1. */
+  message(index: number, bt: number, st: number): void;
   /** A client that was ready went away. */
   dropped(index: number): void;
 }
@@ -29,6 +29,7 @@ interface Opening {
 
 const READY_TIMEOUT_MS = 20_000;
 const BT_OFFSET = BT_MARKER.length;
+const ST_OFFSET = ST_MARKER.length;
 
 export function openClient(
   kind: ClientKind,
@@ -110,7 +111,7 @@ function wsClient(url: string, index: number, sink: Sink, opening: Opening, prot
   ws.on('open', () => protocol.onOpen?.(ws, opening));
   ws.on('message', (data: Buffer) => {
     const bt = btOfBuffer(data);
-    if (bt >= 0) sink.message(index, bt);
+    if (bt >= 0) sink.message(index, bt, stOfBuffer(data));
     else protocol.onControl?.(ws, data, opening);
   });
   ws.on('error', (error) => opening.fail(error.message));
@@ -184,7 +185,12 @@ function sseClient(port: number, path: string, index: number, sink: Sink, openin
         const end = text.indexOf('\n\n', start);
         if (end < 0) break;
         if (bt >= 0 && bt < end) {
-          sink.message(index, parseFloat(text.slice(bt + BT_OFFSET, bt + BT_OFFSET + 24)));
+          const st = text.indexOf(ST_MARKER, bt);
+          sink.message(
+            index,
+            parseFloat(text.slice(bt + BT_OFFSET, bt + BT_OFFSET + 24)),
+            st >= 0 && st < end ? parseFloat(text.slice(st + ST_OFFSET, st + ST_OFFSET + 24)) : -1,
+          );
           bt = text.indexOf(BT_MARKER, end);
         }
         start = end + 2;
@@ -203,7 +209,7 @@ const MAX_POLL_RETRIES = 20;
 
 interface PollAnswer {
   cursor: string;
-  publications: { data?: { bt?: number } }[];
+  publications: { data?: { bt?: number; st?: number } }[];
 }
 
 class Poller implements LoadClient {
@@ -252,7 +258,7 @@ class Poller implements LoadClient {
         this.#cursor = answer.cursor;
         for (const pub of answer.publications) {
           const bt = pub.data?.bt;
-          if (typeof bt === 'number') this.#sink.message(this.#index, bt);
+          if (typeof bt === 'number') this.#sink.message(this.#index, bt, pub.data?.st ?? -1);
         }
         if (!this.#opening.isReady()) this.#opening.ready();
         this.#poll(55);

@@ -6,19 +6,29 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { measureAutocannon, type AutocannonResult } from './autocannon-load.js';
+import { DROP_TARGET_IDS, DROP_TARGETS, dropSizes, measureDrop, type DropMeasurement } from './drop.js';
 import { measure, type Measurement } from './measure.js';
 import { HELP, parseBenchArgs, UsageError, type BenchOptions } from './options.js';
 import { Children } from './procs.js';
 import { buildReport, type RunInfo } from './report.js';
 import { socketIoPluginAvailable } from './socketio-plugin.js';
 import { TARGETS, type TargetId } from './targets.js';
+import { measureUserPath, USER_TARGETS, type UserPathMeasurement } from './user-path.js';
 
 export type { BenchOptions } from './options.js';
 export type { Measurement } from './measure.js';
+export type { UserPathMeasurement } from './user-path.js';
+export type { DropMeasurement } from './drop.js';
 
 export interface BenchResult {
   readonly options: BenchOptions;
   readonly measurements: readonly Measurement[];
+  /** The user-path scenarios: a separate publisher over HTTP. */
+  readonly userPath: readonly UserPathMeasurement[];
+  readonly autocannon: AutocannonResult | undefined;
+  /** The drop-and-resume scenario: connections cut while publishing. */
+  readonly drop: readonly DropMeasurement[];
   readonly capacity: Measurement | undefined;
   readonly markdown: string;
   readonly outDir: string;
@@ -73,9 +83,59 @@ export async function runBench(
   const measurements: Measurement[] = [];
   const failures: string[] = [];
   let capacity: Measurement | undefined;
+  const userPath: UserPathMeasurement[] = [];
+  let autocannon: AutocannonResult | undefined;
+  const drop: DropMeasurement[] = [];
   let leftRunning = 0;
   try {
-    for (const n of options.sizes) {
+    if (options.scenarios.includes('user')) {
+      for (const n of options.sizes) {
+        for (let round = 1; round <= options.rounds; round++) {
+          for (const id of options.userTargets) {
+            const target = USER_TARGETS[id];
+            log(`[${elapsed(started)}] user path, N=${n} round ${round}/${options.rounds}: ${target.label}`);
+            try {
+              const m = await measureUserPath({ target, n, round, bench: options, children, log });
+              userPath.push(m);
+              log(`    ${userLine(m)}`);
+            } catch (error) {
+              const message = `user path ${target.label} at N=${n}, round ${round}: ${error instanceof Error ? error.message : String(error)}`;
+              failures.push(message);
+              log(`    FAILED ${message}`);
+            }
+          }
+        }
+      }
+    }
+    if (options.scenarios.includes('autocannon')) {
+      log(
+        `[${elapsed(started)}] autocannon: 50 connections, POST /api/publish, ${options.autocannonSubscribers} WebSocket subscribers`,
+      );
+      try {
+        autocannon = await measureAutocannon({ bench: options, children, log });
+        log(`    ${Math.round(autocannon.publishPerSecond)} publications/s, p99 ${autocannon.latencyP99} ms`);
+      } catch (error) {
+        failures.push(`autocannon: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    }
+    for (const n of options.scenarios.includes('drop') ? dropSizes(options) : []) {
+      for (let round = 1; round <= options.rounds; round++) {
+        for (const id of DROP_TARGET_IDS) {
+          const target = DROP_TARGETS[id];
+          log(`[${elapsed(started)}] drop and resume, ${n} clients, round ${round}/${options.rounds}: ${target.label}`);
+          try {
+            const m = await measureDrop({ target, n, round, bench: options, children, log });
+            drop.push(m);
+            log(`    ${dropLine(m)}`);
+          } catch (error) {
+            const message = `drop ${target.label} at N=${n}, round ${round}: ${error instanceof Error ? error.message : String(error)}`;
+            failures.push(message);
+            log(`    FAILED ${message}`);
+          }
+        }
+      }
+    }
+    for (const n of options.scenarios.includes('inprocess') ? options.sizes : []) {
       for (let round = 1; round <= options.rounds; round++) {
         for (const id of options.targets) {
           if (unavailable[id] !== undefined) continue;
@@ -92,7 +152,7 @@ export async function runBench(
         }
       }
     }
-    if (options.capacity > 0) {
+    if (options.capacity > 0 && options.scenarios.includes('inprocess')) {
       log(`[${elapsed(started)}] capacity: ${options.capacity} connections on one Herald WebSocket process`);
       try {
         capacity = await measure({
@@ -125,18 +185,30 @@ export async function runBench(
     node: process.version,
     cpus: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}`,
     loadAverage: loadavg(),
-    serverFdLimit: Math.min(...all.map((m) => m.serverFdLimit)),
-    clientFdLimit: Math.min(...all.flatMap((m) => m.clientFdLimits)),
+    serverFdLimit: all.length === 0 ? Number.NaN : Math.min(...all.map((m) => m.serverFdLimit)),
+    clientFdLimit: all.length === 0 ? Number.NaN : Math.min(...all.flatMap((m) => m.clientFdLimits)),
     unavailable,
     failures,
   };
-  const report = buildReport(options, measurements, capacity, info);
+  const report = buildReport(options, measurements, capacity, info, userPath, autocannon, drop);
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
   await writeFile(join(outDir, 'report.md'), `${report.markdown}\n`);
   await writeFile(join(outDir, 'results.json'), `${report.json}\n`);
   await writeFile(join(outDir, 'ratios.svg'), report.svg);
-  return { options, measurements, capacity, markdown: report.markdown, outDir, failures, unavailable, leftRunning };
+  return {
+    options,
+    measurements,
+    userPath,
+    autocannon,
+    drop,
+    capacity,
+    markdown: report.markdown,
+    outDir,
+    failures,
+    unavailable,
+    leftRunning,
+  };
 }
 
 /** Rebuilds the Markdown and the chart of a finished run from its results.json. */
@@ -146,8 +218,19 @@ async function rerender(file: string): Promise<number> {
     options: BenchOptions;
     measurements: Measurement[];
     capacity: Measurement | null;
+    userPath?: UserPathMeasurement[];
+    autocannon?: AutocannonResult | null;
+    drop?: DropMeasurement[];
   };
-  const report = buildReport(saved.options, saved.measurements, saved.capacity ?? undefined, saved.info);
+  const report = buildReport(
+    saved.options,
+    saved.measurements,
+    saved.capacity ?? undefined,
+    saved.info,
+    saved.userPath ?? [],
+    saved.autocannon ?? undefined,
+    saved.drop ?? [],
+  );
   const dir = dirname(resolve(file));
   await writeFile(join(dir, 'report.md'), `${report.markdown}\n`);
   await writeFile(join(dir, 'ratios.svg'), report.svg);
@@ -158,6 +241,25 @@ async function rerender(file: string): Promise<number> {
 function elapsed(since: number): string {
   const s = Math.round((Date.now() - since) / 1000);
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+function userLine(m: UserPathMeasurement): string {
+  const paced = m.paced.map(
+    (p) => `p99@${p.rate}/s ${p.p99.toFixed(1)} ms (schedule ${p.p99FromSchedule.toFixed(1)} ms)`,
+  );
+  return (
+    `${m.connected}/${m.n} connected on ${m.nodes} node(s), burst ${m.burst.cpuPerDeliveryUs.toFixed(2)} us CPU/deliv, ` +
+    `${Math.round(m.burst.throughput)} deliv/s${m.burst.complete ? '' : ' (INCOMPLETE)'}, ${paced.join(', ')}`
+  );
+}
+
+function dropLine(m: DropMeasurement): string {
+  const pairs = m.clients * m.perClient;
+  return (
+    `${m.clients} clients × ${m.perClient} publications: ${m.exactlyOnce}/${pairs} exactly once, ${m.lost} lost, ` +
+    `${m.duplicated} duplicated, ${m.outOfOrder} out of order; ${m.cuts} cuts, ${m.reconnects} reconnects, ` +
+    `${m.notRecovered} not recovered`
+  );
 }
 
 function oneLine(m: Measurement): string {

@@ -23,6 +23,8 @@ const phase = {
   received: 0,
   lastUs: 0,
   histogram: new Histogram(),
+  /** Receive minus the scheduled time, for publications that carry one. */
+  fromSchedule: new Histogram(),
   settled: undefined as (() => void) | undefined,
 };
 
@@ -35,10 +37,13 @@ function checkSettled(): void {
 }
 
 const sink: Sink = {
-  message(index, bt) {
+  message(index, bt, st) {
     const now = nowUs();
     phase.received++;
-    if (phase.latency) phase.histogram.record(now - bt);
+    if (phase.latency) {
+      phase.histogram.record(now - bt);
+      if (st >= 0) phase.fromSchedule.record(now - st);
+    }
     const count = (phase.counts[index] ?? 0) + 1;
     phase.counts[index] = count;
     if (count === phase.perClient) {
@@ -93,6 +98,7 @@ serveRpc(async (request) => {
       phase.received = 0;
       phase.lastUs = 0;
       phase.histogram.reset();
+      phase.fromSchedule.reset();
       return {};
     case 'await': {
       const timeoutMs = request.timeoutMs as number;
@@ -115,6 +121,7 @@ serveRpc(async (request) => {
         received: phase.received,
         lastUs: phase.lastUs,
         histogram: phase.latency ? phase.histogram.toData() : undefined,
+        fromSchedule: phase.latency && phase.fromSchedule.count > 0 ? phase.fromSchedule.toData() : undefined,
       };
     }
     case 'close':

@@ -3,10 +3,10 @@
  * processes, and measure setup rate, idle memory per connection, burst fan-out (throughput and
  * server CPU per delivery) and latency at fixed rates. Every process started here is stopped here.
  */
-import { join } from 'node:path';
 import type { BenchOptions } from './options.js';
-import { sleep, nowUs } from './clock.js';
+import { sleep } from './clock.js';
 import { Histogram, type HistogramData } from './histogram.js';
+import { startFleet } from './fleet.js';
 import type { Answer, Child, Children } from './procs.js';
 import type { Target } from './targets.js';
 
@@ -91,54 +91,24 @@ function memory(answer: Answer): MemoryReading {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
 }
 
-const SERVER_SCRIPTS = { ws: 'server-ws', sse: 'server-sse', socketio: 'server-socketio', herald: 'server-herald' };
-
 export async function measure(o: MeasureOptions): Promise<Measurement> {
-  const { target, n, bench, children } = o;
-  const nodeArgs = ['--expose-gc'];
-  if (bench.profile) {
-    // One directory per server; node names each thread's profile itself (a tsx loader thread has its own).
-    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(bench.outDir, 'profiles', `${target.id}-${n}-r${o.round}`)}`);
-  }
-  const server = children.spawn(`${target.id} server`, SERVER_SCRIPTS[target.server], {
-    nodeArgs,
-    args: target.serverArgs,
+  const { target, n, bench } = o;
+  const fleet = await startFleet({
+    name: target.id,
+    server: target.server,
+    nodes: [target.serverArgs],
+    client: target.client,
+    n,
+    round: o.round,
+    bench,
+    children: o.children,
+    log: o.log,
   });
-  const loadGens: Child[] = [];
+  const server = fleet.servers[0] as Child;
+  const hello = fleet.hellos[0] as Answer;
+  const { loadGens, connected, connectErrors, setupSeconds, setupCpuUs } = fleet;
   try {
-    const hello = await server.request('hello', {}, 30_000);
-    const port = hello.port as number;
-    const memoryBefore = memory(await server.request('mem'));
-
-    const processes = Math.max(1, Math.ceil(n / bench.clientsPerProcess));
-    for (let i = 0; i < processes; i++) loadGens.push(children.spawn(`${target.id} load ${i + 1}`, 'loadgen'));
-    const clientHello = await Promise.all(loadGens.map((lg) => lg.request('hello', {}, 30_000)));
-    const shares = loadGens.map((_, i) => Math.floor(n / processes) + (i < n % processes ? 1 : 0));
-
-    // ---- connection setup
-    const setupCpu = await server.request('cpu');
-    const setupStart = nowUs();
-    const connects = await Promise.all(
-      loadGens.map((lg, i) =>
-        lg.request(
-          'connect',
-          { kind: target.client, port, count: shares[i], concurrency: bench.concurrency },
-          60_000 + n * 10,
-        ),
-      ),
-    );
-    const setupSeconds = (nowUs() - setupStart) / 1e6;
-    const setupCpuUs = ((await server.request('cpu')).cpuUs as number) - (setupCpu.cpuUs as number);
-    const connected = connects.reduce((sum, c) => sum + (c.connected as number), 0);
-    const connectErrors: Record<string, number> = {};
-    for (const c of connects) {
-      for (const [reason, count] of Object.entries(c.errors as Record<string, number>)) {
-        connectErrors[reason] = (connectErrors[reason] ?? 0) + count;
-      }
-    }
-    if (connected < n)
-      o.log(`  ${target.id}: ${n - connected} of ${n} clients failed: ${JSON.stringify(connectErrors)}`);
-    if (connected === 0) throw new Error(`${target.label}: no client could connect`);
+    const memoryBefore = memory(fleet.memoryBefore[0] as Answer);
 
     // ---- idle memory: let long-polls re-arm and handshakes settle, then GC
     await sleep(bench.quick ? 500 : 1_500);
@@ -226,11 +196,10 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
       },
       latency,
       serverFdLimit: hello.fdLimit as number,
-      clientFdLimits: clientHello.map((h) => h.fdLimit as number),
-      loadGenerators: processes,
+      clientFdLimits: fleet.clientHellos.map((h) => h.fdLimit as number),
+      loadGenerators: loadGens.length,
     };
   } finally {
-    await Promise.all(loadGens.map((lg) => lg.stop(2_000)));
-    await server.stop(5_000);
+    await fleet.stop();
   }
 }

@@ -1,6 +1,11 @@
 /** `herald bench` options: one typed object, defaults documented in HELP, checked before anything starts. */
 import { parseArgs } from 'node:util';
+import { CUT_MAX_MS, CUT_MIN_MS, DROP_DEFAULT_CLIENTS } from './drop.js';
 import { TARGET_IDS, type TargetId } from './targets.js';
+import { USER_TARGET_IDS, type UserTargetId } from './user-path.js';
+
+export const SCENARIOS = ['user', 'autocannon', 'drop', 'inprocess'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
   /** Subscriber counts, each measured for every target. */
@@ -25,6 +30,22 @@ export interface BenchOptions {
   /** Writes a `--cpu-prof` profile of every server process into the output directory. */
   readonly profile: boolean;
   readonly quick: boolean;
+  /**
+   * Which scenario sets run: `user` (a separate publisher over HTTP), `autocannon`, `drop`
+   * (connections cut while publishing), `inprocess` (the best case).
+   */
+  readonly scenarios: readonly Scenario[];
+  /** Targets of the user-path scenarios. */
+  readonly userTargets: readonly UserTargetId[];
+  /** Publish requests in flight during a user-path burst. */
+  readonly inFlight: number;
+  /** The autocannon scenario: its length and the WebSocket subscribers meanwhile. */
+  readonly autocannonSeconds: number;
+  readonly autocannonSubscribers: number;
+  /** The drop scenario: publications per second, for how long, and the most clients per target. */
+  readonly dropRate: number;
+  readonly dropSeconds: number;
+  readonly dropClients: number;
   /** Re-renders report.md and ratios.svg from this results.json instead of measuring. */
   readonly from: string | undefined;
 }
@@ -32,7 +53,19 @@ export interface BenchOptions {
 export const HELP = `herald bench: Herald's transports against raw ws, Socket.IO and plain SSE, on this machine
 
 Usage: herald bench [options]
-  --quick                   about a minute: 200 subscribers, 1 round, short phases (CI smoke test)
+  --quick                   a smoke test: 200 subscribers, 1 round, short phases; no target verdicts
+  --scenarios user,inprocess  user: a separate publisher over HTTP (burst and paced; Redis 2 nodes);
+                            autocannon: a third-party load tool on POST /api/publish;
+                            drop: connections cut while publishing, delivery counted (resume);
+                            inprocess: the best case, publications in one loop inside the server
+  --user-targets a,b,...    subset of: ${USER_TARGET_IDS.join(', ')}
+  --in-flight 16            publish requests in flight during a user-path burst
+  --autocannon-seconds 10   autocannon: 50 connections POST /api/publish to Herald for this long
+  --autocannon-subscribers 100  WebSocket subscribers meanwhile
+  --drop-rate 20            drop: publications per second, each numbered, from a separate publisher
+  --drop-seconds 10         drop: how long it publishes (--quick: 3) while every client's connection
+                            is cut from the client side, first within ${CUT_MIN_MS / 1000} s, then every ${CUT_MIN_MS / 1000}-${CUT_MAX_MS / 1000} s
+  --drop-clients ${DROP_DEFAULT_CLIENTS}        drop: most clients per target (--sizes above it are capped)
   --sizes 1000,5000,10000   subscriber counts
   --rounds 3                rounds; figures are the median with min-max, ratios are per round
   --burst 200               publications in the fan-out burst
@@ -90,6 +123,14 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
         capacity: { type: 'string' },
         profile: { type: 'boolean' },
         from: { type: 'string' },
+        scenarios: { type: 'string' },
+        'user-targets': { type: 'string' },
+        'in-flight': { type: 'string' },
+        'autocannon-seconds': { type: 'string' },
+        'autocannon-subscribers': { type: 'string' },
+        'drop-rate': { type: 'string' },
+        'drop-seconds': { type: 'string' },
+        'drop-clients': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -102,6 +143,19 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
     if (!TARGET_IDS.includes(t)) throw new UsageError(`unknown target "${t}" (known: ${TARGET_IDS.join(', ')})`);
   }
   if (!targets.includes('ws')) targets.unshift('ws');
+  const scenarios = (values.scenarios?.split(',').map((t) => t.trim()) ?? [...SCENARIOS]) as Scenario[];
+  for (const s of scenarios) {
+    if (!SCENARIOS.includes(s)) throw new UsageError(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
+  }
+  const userTargets = (values['user-targets']?.split(',').map((t) => t.trim()) ?? [
+    ...USER_TARGET_IDS,
+  ]) as UserTargetId[];
+  for (const t of userTargets) {
+    if (!USER_TARGET_IDS.includes(t))
+      throw new UsageError(`unknown user target "${t}" (known: ${USER_TARGET_IDS.join(', ')})`);
+  }
+  // Ratios need the references in the same round.
+  for (const ref of ['sse', 'ws'] as const) if (!userTargets.includes(ref)) userTargets.unshift(ref);
   const sizes = list(values.sizes, 'sizes', quick ? [200] : [1000, 5000, 10_000]).map(Math.round);
   return {
     sizes,
@@ -118,5 +172,13 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
     profile: values.profile === true,
     quick,
     from: values.from,
+    scenarios,
+    userTargets,
+    inFlight: int(values['in-flight'], 'in-flight', 16, 1, 1024),
+    autocannonSeconds: int(values['autocannon-seconds'], 'autocannon-seconds', quick ? 2 : 10, 1, 600),
+    autocannonSubscribers: int(values['autocannon-subscribers'], 'autocannon-subscribers', 100, 1, 19_000),
+    dropRate: int(values['drop-rate'], 'drop-rate', 20, 1, 1_000),
+    dropSeconds: int(values['drop-seconds'], 'drop-seconds', quick ? 3 : 10, 1, 300),
+    dropClients: int(values['drop-clients'], 'drop-clients', DROP_DEFAULT_CLIENTS, 1, 5_000),
   };
 }

@@ -6,6 +6,11 @@ import type { Measurement } from './measure.js';
 import type { BenchOptions } from './options.js';
 import { cell, metricDefs, type Cell, type MetricDef } from './summary.js';
 import { BASELINE, TARGETS, type TargetId } from './targets.js';
+import type { AutocannonResult } from './autocannon-load.js';
+import type { DropMeasurement } from './drop.js';
+import { dropMarkdown } from './drop-report.js';
+import type { UserPathMeasurement } from './user-path.js';
+import { userPathMarkdown } from './user-report.js';
 
 export interface RunInfo {
   readonly command: string;
@@ -59,6 +64,9 @@ export function buildReport(
   all: readonly Measurement[],
   capacity: Measurement | undefined,
   info: RunInfo,
+  userPath: readonly UserPathMeasurement[] = [],
+  autocannon?: AutocannonResult,
+  drop: readonly DropMeasurement[] = [],
 ): Report {
   const metrics = metricDefs(bench.rates);
   const main = metrics.filter((m) => !m.key.includes('@'));
@@ -67,9 +75,12 @@ export function buildReport(
   lines.push(`- command: \`${info.command}\``);
   lines.push(`- started ${info.startedAt}, took ${Math.round(info.seconds)} s; node ${info.node}; ${info.cpus}`);
   lines.push(`- load average at start: ${info.loadAverage.map((l) => l.toFixed(2)).join(', ')}`);
-  lines.push(
-    `- open-file limit obtained: server ${info.serverFdLimit}, load generators ${info.clientFdLimit} (raised with \`ulimit -n\` where allowed)`,
-  );
+  // NaN when nothing measured it (written to results.json as null).
+  const fdLimit = info.serverFdLimit as number | null;
+  if (fdLimit !== null && !Number.isNaN(fdLimit))
+    lines.push(
+      `- open-file limit obtained: server ${info.serverFdLimit}, load generators ${info.clientFdLimit} (raised with \`ulimit -n\` where allowed)`,
+    );
   lines.push(
     `- ${bench.rounds} round(s); burst ${bench.burst} × ${bench.payloadBytes} B publications; latency at ${bench.rates.join(', ')} broadcasts/s for ${bench.latencySeconds} s each`,
   );
@@ -81,9 +92,38 @@ export function buildReport(
   for (const f of info.failures) lines.push(`- failed: ${f}`);
   lines.push(``);
 
+  if (bench.quick) lines.push(`**Smoke test (--quick)**: figures from a small, short run; no target verdicts.`, ``);
+  lines.push(...userPathMarkdown(bench, userPath, all));
+  if (autocannon !== undefined) {
+    const a = autocannon;
+    lines.push(
+      `## autocannon: ${a.connections} connections, POST /api/publish, ${a.subscribers} WebSocket subscribers`,
+      ``,
+      `${Math.round(a.publishPerSecond).toLocaleString('en-US')} publications/s acknowledged over ${a.seconds.toFixed(1)} s ` +
+        `(${a.ok.toLocaleString('en-US')} 2xx, ${a.non2xx} other answers, ${a.errors} errors); publish latency p50 ${a.latencyP50} ms, ` +
+        `p99 ${a.latencyP99} ms; server CPU ${a.cpuPerPublishUs.toFixed(1)} µs per publication; subscribers counted ` +
+        `${a.delivered.toLocaleString('en-US')} of ${a.expected.toLocaleString('en-US')} deliveries.` +
+        (bench.quick
+          ? ''
+          : ` Target ≥ 10,000 publications/s: ${a.publishPerSecond >= 10_000 ? 'yes' : `**no, by ${Math.round(10_000 - a.publishPerSecond).toLocaleString('en-US')}/s**`}.`),
+      ``,
+    );
+  }
+
+  lines.push(...dropMarkdown(bench, drop));
+
   const targets = bench.targets;
-  for (const n of bench.sizes) {
-    lines.push(`## ${n.toLocaleString('en-US')} subscribers`, ``);
+  if (all.length > 0) {
+    lines.push(
+      `## Best case, in-process loop`,
+      ``,
+      `The server publishes a burst in one synchronous loop inside its own process (Herald: \`hub.publish\`), and ` +
+        `paced rates from a timer there. No user publishes this way; it is the floor of the cost per delivery.`,
+      ``,
+    );
+  }
+  for (const n of all.length > 0 ? bench.sizes : []) {
+    lines.push(`### ${n.toLocaleString('en-US')} subscribers, in-process loop`, ``);
     lines.push(row(['Transport', ...main.map((m) => `${m.label} (${m.unit})`)]));
     lines.push(row(['---', ...main.map(() => '---:')]));
     for (const t of targets) {
@@ -126,7 +166,7 @@ export function buildReport(
     );
   }
 
-  const checks = targetChecks(bench, all, capacity);
+  const checks = bench.quick || all.length === 0 ? [] : targetChecks(bench, all, capacity);
   if (checks.length > 0) {
     const n = Math.max(...bench.sizes);
     lines.push(`## Targets at ${n.toLocaleString('en-US')} subscribers`, ``);
@@ -138,7 +178,17 @@ export function buildReport(
 
   const markdown = lines.join('\n');
   const json = JSON.stringify(
-    { info, options: bench, measurements: all, capacity: capacity ?? null, checks, summary: summaryJson(bench, all) },
+    {
+      info,
+      options: bench,
+      measurements: all,
+      capacity: capacity ?? null,
+      checks,
+      summary: summaryJson(bench, all),
+      userPath,
+      autocannon: autocannon ?? null,
+      drop,
+    },
     null,
     2,
   );

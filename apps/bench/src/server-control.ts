@@ -10,6 +10,10 @@ import { fdLimit, memoryAfterGc, serveRpc, writeSyscalls } from './rpc.js';
 
 export interface BenchServer {
   readonly port: number;
+  /** Where a separate publisher POSTs `{"channel", "data"}`; default `/publish`. */
+  readonly publishPath?: string;
+  /** Bearer key for that route, if it needs one. */
+  readonly apiKey?: string;
   /** Open client connections as the server counts them. */
   connections(): number;
   /** Sends one publication to every client. */
@@ -20,7 +24,13 @@ export function serveControl(server: BenchServer): void {
   serveRpc(async (request) => {
     switch (request.cmd) {
       case 'hello':
-        return { port: server.port, fdLimit: fdLimit(), pid: process.pid };
+        return {
+          port: server.port,
+          fdLimit: fdLimit(),
+          pid: process.pid,
+          publishPath: server.publishPath ?? '/publish',
+          apiKey: server.apiKey,
+        };
       case 'mem':
         return { memory: await memoryAfterGc(), connections: server.connections() };
       case 'cpu':

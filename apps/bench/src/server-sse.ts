@@ -4,10 +4,17 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { handlePublish } from './http-publish.js';
+import type { BenchPayload } from './payload.js';
 import { serveControl } from './server-control.js';
 
 const streams = new Set<ServerResponse>();
+function broadcast(payload: BenchPayload): void {
+  const event = Buffer.from(`data: ${JSON.stringify(payload)}\n\n`);
+  for (const res of streams) res.write(event);
+}
 const http = createServer((req, res) => {
+  if (handlePublish(req, res, broadcast)) return;
   if (req.url?.startsWith('/sse') !== true) {
     res.writeHead(404).end();
     return;
@@ -22,9 +29,6 @@ http.listen(0, '127.0.0.1', () => {
   serveControl({
     port: (http.address() as AddressInfo).port,
     connections: () => streams.size,
-    broadcast(payload) {
-      const event = Buffer.from(`data: ${JSON.stringify(payload)}\n\n`);
-      for (const res of streams) res.write(event);
-    },
+    broadcast,
   });
 });

@@ -5,13 +5,14 @@
  * list from these heartbeats, so it needs no extra endpoint, works the same on the memory broker
  * (a one-node list) and on Redis or NATS (every node sharing the broker shows up).
  *
- * Snapshots go straight to the broker, not through `hub.publish`: they are not user traffic, so
- * they must not count in `herald_publications_total`, and being ephemeral they are never stored.
+ * Snapshots go through `hub.publishInternal`: `_herald:` is reserved (no client and no API request
+ * may publish there), they are not user traffic, so they do not count in
+ * `herald_publications_total`, and being ephemeral they are never stored.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { TRANSPORTS, type HeraldServer, type Hub, type Subscription, type TransportKind } from '@herald/server';
+import { type HeraldServer, type Hub, type Subscription, type TransportKind } from '@herald/server';
 
 /** The internal channel the snapshots travel on. `_herald:` is the namespace the hub's own pages use. */
 export const ADMIN_CHANNEL = '_herald:stats';
@@ -97,10 +98,10 @@ export class AdminFeed {
         if (subs?.delete(sub) === true && subs.size === 0) this.#channels.delete(sub.channel);
       },
       sessionOpened: (session) => {
-        if (session.userId === ADMIN_SUBJECT) this.#viewers[session.transport.kind]++;
+        if (session.userId === ADMIN_SUBJECT) this.#viewers[session.kind] = (this.#viewers[session.kind] ?? 0) + 1;
       },
       sessionClosed: (session) => {
-        if (session.userId === ADMIN_SUBJECT) this.#viewers[session.transport.kind]--;
+        if (session.userId === ADMIN_SUBJECT) this.#viewers[session.kind] = (this.#viewers[session.kind] ?? 1) - 1;
       },
     });
   }
@@ -128,7 +129,7 @@ export class AdminFeed {
     const seconds = Math.max(0.001, (now.at - previous.at) / 1000);
     const rate = (a: number, b: number): number => round(Math.max(0, a - b) / seconds, 2);
     const cpuMicros = now.cpu.user - previous.cpu.user + (now.cpu.system - previous.cpu.system);
-    const memory = process.memoryUsage();
+    const memory = memoryNow();
     const top = [...this.#channels]
       .map(([channel, subs]): [string, number] => [channel, subs.size])
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
@@ -177,24 +178,17 @@ export class AdminFeed {
   }
 
   #publish(): void {
-    const broker = this.#hub.broker;
-    if (!broker.ready) return;
+    if (!this.#hub.broker.ready) return;
     const snapshot = this.snapshot();
-    broker
-      .publish({
-        channel: ADMIN_CHANNEL,
-        dataJson: JSON.stringify(snapshot),
-        event: SNAPSHOT_EVENT,
-        ts: snapshot.ts,
-        ephemeral: true,
-      })
+    this.#hub
+      .publishInternal({ channel: ADMIN_CHANNEL, data: snapshot, event: SNAPSHOT_EVENT, ephemeral: true })
       .catch((error: unknown) => this.#server.logger.debug({ err: error }, 'admin snapshot not published'));
   }
 
   #sample(): Sample {
     const stats = this.#hub.stats;
     let deliveries = 0;
-    for (const t of TRANSPORTS) deliveries += stats.deliveries[t];
+    for (const n of Object.values(stats.deliveries)) deliveries += n;
     return {
       at: Date.now(),
       cpu: process.cpuUsage(),
@@ -218,4 +212,16 @@ export class AdminFeed {
 function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
+}
+
+/**
+ * `process.memoryUsage()` reads /proc and throws EMFILE when every file descriptor is taken (a
+ * hub at its open-file limit): the snapshot then shows 0 rather than end the process.
+ */
+function memoryNow(): { rss: number; heapUsed: number } {
+  try {
+    return process.memoryUsage();
+  } catch {
+    return { rss: 0, heapUsed: 0 };
+  }
 }

@@ -1,11 +1,11 @@
 /**
  * Development-only token endpoint for the sample apps, so they run with nothing but `npm start`.
  * It hands anyone who can reach the hub a token, which is only acceptable for a development
- * instance: it is on when the JWT secret was generated at start (nobody else can mint tokens for
- * that hub anyway) or when HERALD_DEMO=true says so explicitly. Each token is scoped to one
+ * instance: it is on when both secrets were generated at start and the hub listens on loopback
+ * (cli.ts decides), or when HERALD_DEMO=true says so explicitly. Each token is scoped to one
  * sample app's namespace and expires within the hour.
  *
- *   POST /demo/token {"app": "chat" | "orders" | "dashboard", "user"?: "display name"}
+ *   POST /demo/token {"app": "chat" | "orders" | "dashboard" | "llm" | "demo", "user"?: "display name"}
  *     -> {"token", "expiresIn", "userId", "channels", "publish"}
  */
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,8 @@ import { readSmallJson, sameOrigin, sendError, sendJson } from './page-http.js';
 import { mintToken } from './token.js';
 
 const TTL_SECONDS = 3600;
-const USER_NAME = /^[\p{L}\p{N} _.-]{1,32}$/u;
+/** Letters of any script, digits, spaces and the punctuation of real names (O'Brien, Jean-Luc, J. R.). */
+const USER_NAME = /^[\p{L}\p{M}\p{N} _.'\u2019-]{1,32}$/u;
 
 /** What each sample app may do: subscribe and publish in its own namespace only. */
 const SCOPES: Record<string, { channels: string[]; publish: string[] }> = {
@@ -25,6 +26,11 @@ const SCOPES: Record<string, { channels: string[]; publish: string[] }> = {
   orders: { channels: ['orders:*'], publish: ['orders:*'] },
   // Live dashboard: read only; the figures come from a backend script.
   dashboard: { channels: ['dashboard:*'], publish: [] },
+  // LLM chat (Durable Streams): read conversations and answers; create a conversation's stream and
+  // ask in the inbox. The model writes the conversations' entries and the answers with the API key.
+  llm: { channels: ['ds:llm-chat/*'], publish: ['ds:llm-chat/inbox', 'ds:llm-chat/c/*'] },
+  // The README's first look and the start banner's lines: the `demo` channels.
+  demo: { channels: ['demo*'], publish: ['demo*'] },
 };
 
 export interface DemoTokenOptions {
@@ -51,7 +57,12 @@ export async function handleDemoToken(
   }
   const requested = typeof body?.user === 'string' ? body.user.trim() : '';
   if (requested !== '' && !USER_NAME.test(requested)) {
-    sendError(res, 400, 'bad_request', 'user must be 1 to 32 letters, digits, spaces, dots, dashes or underscores');
+    sendError(
+      res,
+      400,
+      'bad_request',
+      'user must be 1 to 32 letters, digits, spaces, apostrophes, dots, dashes or underscores',
+    );
     return;
   }
   const name = requested === '' ? `guest-${randomBytes(2).toString('hex')}` : requested;

@@ -29,6 +29,8 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
   '.json': 'application/json; charset=utf-8',
+  // The SDK bundle's source map (herald-client.js.map).
+  '.map': 'application/json; charset=utf-8',
 };
 
 /** The admin page talks to its own origin only and is never framed. */

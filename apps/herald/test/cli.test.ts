@@ -1,12 +1,14 @@
 /** The `herald` command as users run it: help, token minting, configuration files and errors. */
 import assert from 'node:assert/strict';
+import { createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { runHerald } from '../../../test/support/cli.ts';
-import { API_KEY, JWT_SECRET, startHub, type TestHub } from '../../../test/support/hub.ts';
+import { API_KEY, JWT_SECRET, startHub, token, type TestHub } from '../../../test/support/hub.ts';
+import { JwksServer, signWith, signingKey } from '../../../test/support/jwks-server.ts';
 import { RawSse, streamQuery } from '../../../test/support/sse.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 
@@ -36,6 +38,11 @@ describe('herald --help and token', () => {
       assert.match(stdout, new RegExp(`\\b${env}\\b`), env);
     }
     assert.equal((await run(['serve', '--help'])).code, 0);
+    // The bench's options, not the hub's settings.
+    const bench = await run(['bench', '--help']);
+    assert.equal(bench.code, 0);
+    assert.match(bench.stdout, /--scenarios/);
+    assert.doesNotMatch(bench.stdout, /HERALD_API_KEY/);
   });
 
   it('mints a token the hub accepts, limited to the patterns given', async () => {
@@ -157,6 +164,8 @@ describe('herald serve configuration', () => {
       [{ PORT: '99999' }, 'PORT'],
       [{ HERALD_BROKER: 'kafka://x' }, 'HERALD_BROKER'],
       [{ HERALD_JWT_SECRET: 'short' }, 'HERALD_JWT_SECRET'],
+      [{ HERALD_PUSHER_APPS: '[{"id":"1","key":"k","secret":"short"}]' }, 'HERALD_PUSHER_APPS'],
+      [{ HERALD_PUSHER_APPS: 'not json' }, 'HERALD_PUSHER_APPS'],
     ];
     const results = await Promise.all(cases.map(([env]) => run(['serve'], { ...SECRETS, PORT: '0', ...env })));
     results.forEach((result, i) => assertRefused(result, cases[i]?.[1] as string));
@@ -180,5 +189,88 @@ describe('herald serve configuration', () => {
     const result = await run(['launch']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /unknown command "launch"/);
+  });
+});
+
+describe('herald serve with public keys', () => {
+  let dir: string;
+  let jwks: JwksServer;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'herald-keys-'));
+    jwks = await JwksServer.start();
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await jwks.close();
+  });
+
+  it('reads HERALD_JWT_PUBLIC_KEY from a file and HERALD_JWKS_URL, accepts no HS256 token, and keeps the admin page working', async () => {
+    const rsa = await signingKey('RS256', 'rsa-1');
+    const es = await signingKey('ES256', 'es-1');
+    jwks.serve([es]);
+    const pemFile = join(dir, 'public.pem');
+    writeFileSync(
+      pemFile,
+      createPublicKey({ key: rsa.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string,
+    );
+    const child = runHerald(['serve'], {
+      HERALD_API_KEY: API_KEY,
+      HERALD_JWT_PUBLIC_KEY: pemFile,
+      HERALD_JWKS_URL: jwks.url,
+      HERALD_JWT_MAX_LIFETIME: '3600',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      HERALD_LOG_LEVEL: 'warn',
+    });
+    try {
+      const base = await child.listening;
+      assert.doesNotMatch(child.stdout(), /HERALD_JWT_SECRET =/, 'no secret generated or printed');
+      const sse = async (jwt: string): Promise<number> => {
+        const stream = await RawSse.open(`${base}/sse?${streamQuery(['c'], { token: jwt })}`);
+        stream.close();
+        return stream.status;
+      };
+      assert.equal(await sse(await signWith(rsa)), 200, 'RS256 from the PEM file');
+      assert.equal(await sse(await signWith(es)), 200, 'ES256 from the JWKS');
+      assert.equal(await sse(await token()), 401, 'HS256 is not accepted without a secret');
+      assert.equal(await sse(await signWith(rsa, { iat: Math.floor(Date.now() / 1000) - 3700 })), 401, 'too old');
+      // The admin page still gets its stream token (signed with a key derived from the API key).
+      const session = await fetch(`${base}/admin/session`, {
+        method: 'POST',
+        headers: { origin: base, 'content-type': 'application/json' },
+        body: JSON.stringify({ apiKey: API_KEY }),
+      });
+      assert.equal(session.status, 200);
+      const { token: adminToken, channel } = (await session.json()) as { token: string; channel: string };
+      const admin = await RawSse.open(`${base}/sse?${streamQuery([channel], { token: adminToken })}`);
+      assert.equal(admin.status, 200);
+      admin.close();
+      // Revocations expire with a maximum token lifetime.
+      const revoked = await fetch(`${base}/api/revoke`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify({ user: 'alice', before: 1_763_700_000 }),
+      });
+      assert.deepEqual(await revoked.json(), { user: 'alice', before: 1_763_700_000, expiresAt: 1_763_703_600 });
+      child.child.kill('SIGTERM');
+      assert.equal(await child.exited, 0);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('refuses a public key it cannot use, or cannot read, with exit code 2 naming HERALD_JWT_PUBLIC_KEY', async () => {
+    const privateFile = join(dir, 'private.pem');
+    writeFileSync(
+      privateFile,
+      generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    );
+    for (const value of [privateFile, join(dir, 'missing.pem'), '{"kty":"RSA"}']) {
+      const result = await run(['serve'], { HERALD_API_KEY: API_KEY, HERALD_JWT_PUBLIC_KEY: value, PORT: '0' });
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(result.stdout, '');
+      assert.match(result.stderr, /^herald: .*HERALD_JWT_PUBLIC_KEY/);
+      assert.equal(result.stderr.trim().split('\n').length, 1);
+    }
   });
 });

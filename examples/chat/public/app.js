@@ -1,15 +1,24 @@
-// Chat over WebSocket: rooms are channels `chat:<room>`. Joining a room loads its recent history,
-// then subscribes from exactly where that history ends; typing indicators are ephemeral
-// publications (live only, never stored); the people list is the channel's presence, kept up to
-// date with join and leave events.
+// Chat: rooms are channels `chat:<room>`. Joining a room loads its recent history, then
+// subscribes from exactly where that history ends; typing indicators are ephemeral publications
+// (live only, never stored); the people list is the channel's presence, kept up to date with join
+// and leave events. The SDK picks the transport (WebSocket, else SSE, else long-polling behind
+// proxies that block the others); history, presence and publish work on each.
 import { Herald } from '/herald-client.js';
 import { demoToken, showConnection, showProblem } from '/lib/demo.js';
 
-const ROOMS = ['lobby', 'random', 'help'];
+let ROOMS = ['lobby', 'random', 'help'];
+/**
+ * With `?backend=<url>` the page uses the chat's own backend (examples/chat/backend.mjs): a cookie
+ * session instead of a demo token, a publish hook that refuses empty or too-long messages, and the
+ * room list from an RPC. Without it, the hub's demo tokens.
+ */
+const BACKEND = new URLSearchParams(location.search).get('backend');
 const HISTORY = 50;
 /** Send "typing" at most this often while keys are pressed; show it this long after the last one. */
 const TYPING_EVERY_MS = 2000;
 const TYPING_SHOWN_MS = 3500;
+/** Long-polling has no join and leave events: read the people list this often instead. */
+const PRESENCE_POLL_MS = 10_000;
 
 const $ = (id) => document.getElementById(id);
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -18,6 +27,10 @@ let client;
 let me;
 let room;
 let sub;
+/** The epoch of the room's stream as this page knows it: a new one means the hub's history was reset. */
+let epoch;
+/** Live messages held while the messages of a reset stream are read, so they show in order. */
+let held;
 /** clientId -> {userId, name}: everyone subscribed to the room now. */
 const people = new Map();
 /** name -> time until which "is typing" shows. */
@@ -30,19 +43,31 @@ $('join-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   $('join-button').disabled = true;
   try {
-    const first = await demoToken('chat', $('name').value.trim());
-    me = { userId: first.userId, name: first.name };
-    let fresh = first.token;
-    client = new Herald(location.origin, {
-      // WebSocket: the page talks both ways all the time (messages, typing), and needs history
-      // and presence, which only the WebSocket transport offers.
-      transports: ['websocket'],
-      token: async () => {
-        const token = fresh ?? (await demoToken('chat', me.name)).token;
-        fresh = undefined;
-        return token;
-      },
-    });
+    if (BACKEND) {
+      // The backend sets the session cookie; the hub's connect hook asks the backend who it is.
+      const login = await fetch(`${BACKEND}/login`, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ name: $('name').value.trim() }),
+      });
+      if (!login.ok) throw new Error(`The chat backend answered ${login.status}.`);
+      me = await login.json();
+      client = new Herald(location.origin);
+      ROOMS = (await client.rpc('rooms')).rooms;
+    } else {
+      const first = await demoToken('chat', $('name').value.trim());
+      me = { userId: first.userId, name: first.name };
+      let fresh = first.token;
+      client = new Herald(location.origin, {
+        // The SDK's default transport order: WebSocket, then SSE, then long-polling.
+        token: async () => {
+          const token = fresh ?? (await demoToken('chat', me.name)).token;
+          fresh = undefined;
+          return token;
+        },
+      });
+    }
     $('conn').hidden = false;
     showConnection(client, $('conn'));
     $('join-view').hidden = true;
@@ -74,6 +99,8 @@ async function enterRoom(name) {
     // or shown twice.
     const history = await client.history(channel, { limit: HISTORY });
     if (room !== name) return;
+    epoch = history.epoch;
+    held = undefined;
     for (const pub of history.publications) showPublication(pub);
     const earlier = history.publications.length;
     $('room-note').dataset.empty = String(earlier === 0);
@@ -85,7 +112,7 @@ async function enterRoom(name) {
     showProblem(`Cannot open #${name}: ${error.message}`);
     return;
   }
-  sub.on('publication', showPublication);
+  sub.on('publication', onLive);
   sub.on('join', (c) => {
     people.set(c.clientId, person(c));
     renderPeople();
@@ -98,10 +125,46 @@ async function enterRoom(name) {
   sub.on('state', (state) => {
     if (state === 'subscribed') void loadPresence(channel);
   });
-  sub.on('recovered', ({ recovered }) => {
-    if (!recovered) $('room-note').textContent = 'Some messages were missed while offline.';
+  // After a reconnect the SDK resumes from the last message shown: `recovered: true` means every
+  // message since followed, so there is nothing to say.
+  sub.on('recovered', ({ recovered, position }) => {
+    if (recovered) return;
+    if (position.epoch === epoch) {
+      // Same stream, but the hub no longer holds what followed our last message: it was trimmed
+      // while we were away, so messages were missed. Only here is that known to be true.
+      $('room-note').textContent = 'Some messages were missed while offline.';
+      return;
+    }
+    // A new stream: the hub restarted without keeping history (the in-memory broker). Nothing says
+    // a message was missed; the new stream's messages up to here are read, then live ones follow.
+    void readNewStream(channel, position);
   });
 }
+
+/** Shows the messages of a reset stream from its start up to `position`, where the subscription goes on. */
+async function readNewStream(channel, position) {
+  epoch = position.epoch;
+  held = [];
+  $('room-note').textContent = 'The hub restarted with a new history for this room.';
+  try {
+    if (position.offset > 0) {
+      const start = await client.history(channel, { since: { offset: 0, epoch: position.epoch }, limit: HISTORY });
+      if (`chat:${room}` !== channel) return;
+      for (const pub of start.publications) if (pub.offset <= position.offset) showPublication(pub);
+    }
+  } catch (error) {
+    showProblem(`Cannot read #${room} since the hub restarted: ${error.message}`);
+  } finally {
+    const waiting = held ?? [];
+    held = undefined;
+    for (const pub of waiting) showPublication(pub);
+  }
+}
+
+// Long-polling carries no join and leave events: keep the people list fresh by asking.
+setInterval(() => {
+  if (client?.transport === 'poll' && sub?.state === 'subscribed') void loadPresence(sub.channel);
+}, PRESENCE_POLL_MS);
 
 async function loadPresence(channel) {
   try {
@@ -121,7 +184,14 @@ function person(c) {
 
 // ---- messages and typing -----------------------------------------------------------------------
 
+/** Live publications: shown at once, or held while the start of a reset stream is being read. */
+function onLive(pub) {
+  if (held !== undefined && pub.offset !== undefined) held.push(pub);
+  else showPublication(pub);
+}
+
 function showPublication(pub) {
+  if (pub.epoch !== undefined) epoch = pub.epoch;
   const name = pub.info?.name ?? 'someone';
   if (pub.event === 'typing') {
     if (name !== me.name) {
@@ -133,7 +203,11 @@ function showPublication(pub) {
   if (pub.event !== 'message' || typeof pub.data?.text !== 'string') return;
   typing.delete(name);
   renderTyping();
-  if ($('room-note').dataset.empty === 'true') $('room-note').textContent = '';
+  if ($('room-note').dataset.empty === 'true') {
+    // "No messages yet" is over with the first one.
+    $('room-note').textContent = '';
+    $('room-note').dataset.empty = 'false';
+  }
   const list = $('messages');
   const li = document.createElement('li');
   li.className = name === me.name ? 'message mine' : 'message';
@@ -156,8 +230,9 @@ function showPublication(pub) {
 $('composer').addEventListener('submit', async (event) => {
   event.preventDefault();
   const input = $('message');
-  const text = input.value.trim();
-  if (!text || !sub) return;
+  // With the chat backend its publish hook judges the message (empty, too long); else the page does.
+  const text = BACKEND ? input.value : input.value.trim();
+  if ((!BACKEND && !text) || !sub) return;
   input.value = '';
   lastTypingSent = 0;
   try {
@@ -205,8 +280,9 @@ function renderRooms() {
 }
 
 function renderPeople() {
-  // One entry per user, however many tabs they have open.
-  const byUser = new Map();
+  // One entry per user, however many tabs they have open. This page is always there, also while on
+  // long-polling, whose clients the hub does not list in presence (they hold no session).
+  const byUser = new Map(me ? [[me.userId, me.name]] : []);
   for (const p of people.values()) byUser.set(p.userId, p.name);
   const names = [...byUser.values()].sort((a, b) => a.localeCompare(b));
   $('people-count').textContent = names.length ? `· ${names.length}` : '';

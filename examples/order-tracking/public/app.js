@@ -1,4 +1,4 @@
-// Order tracking over Server-Sent Events: the page follows `orders:<id>` and shows each status
+// Order tracking: the page follows `orders:<id>` and shows each status
 // the moment the shop publishes it. Statuses must never be lost, also not across a hub restart:
 // whenever the page cannot be sure it saw everything (first load, or a resume the hub could not
 // serve), it reads the channel's retained stream from its start.
@@ -23,8 +23,8 @@ const reached = new Map();
 let latest;
 
 const client = new Herald(location.origin, {
-  // SSE: the page only listens, and one long-lived HTTP response is all it needs (through any proxy).
-  transports: ['sse'],
+  // The SDK's default transport order: WebSocket, then SSE, then long-polling, whichever the
+  // network lets through; the page does the same on each.
   // Asked again before the token expires and on every reconnect.
   token: async () => (await demoToken('orders')).token,
 });
@@ -121,8 +121,8 @@ $('advance').addEventListener('click', async () => {
   $('advance').disabled = true;
   $('operator-status').textContent = 'Publishing…';
   try {
-    // Over SSE the SDK publishes with POST /api/publish and the client token; the answer comes
-    // once the hub has stored it. The SDK retries with the same idempotency key if needed.
+    // With the client token (over SSE and long-polling through POST /api/publish); the answer
+    // comes once the hub has stored it. The SDK retries with the same idempotency key if needed.
     const position = await client.publish(channel, note ? { status, note } : { status }, { event: 'status' });
     $('operator-status').textContent = `Stored at offset ${position.offset}.`;
     $('note').value = '';

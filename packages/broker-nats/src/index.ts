@@ -3,15 +3,17 @@
  * nodes on one NATS (docs/scale-out.md). The binary composes them; the server library never
  * imports them.
  */
-import type { Broker, HistoryLimits, PresenceStore } from '@herald/server';
+import type { Broker, HistoryLimits, PresenceStore, PublishQueueLimits, RevocationStore } from '@herald/server';
 import { pino, type Logger } from 'pino';
 import { NatsLink } from './link.js';
 import { NatsNames } from './names.js';
 import { NatsBroker } from './nats-broker.js';
 import { NatsPresence } from './nats-presence.js';
+import { NatsRevocations } from './nats-revocations.js';
 
 export { NatsBroker, type NatsBrokerOptions } from './nats-broker.js';
 export { NatsPresence, type NatsPresenceOptions } from './nats-presence.js';
+export { NatsRevocations, type NatsRevocationsOptions } from './nats-revocations.js';
 export { NatsNames } from './names.js';
 export { NatsLink, type NatsLinkOptions } from './link.js';
 
@@ -34,6 +36,17 @@ export interface NatsBackendOptions {
   readonly replicas?: number;
   /** Milliseconds before an unanswered NATS request fails. Default 5000. */
   readonly timeoutMs?: number;
+  /**
+   * Seconds the revocation bucket keeps an entry after it was written: at least the hub's maximum
+   * token lifetime plus twice its leeway plus a minute. 0 (the default) = for good.
+   */
+  readonly revocationRetentionSeconds?: number;
+  /**
+   * The bound on publications waiting for NATS: past `maxPending` (default 10000) a publish is
+   * refused at once with 429, and while a channel's message has waited `maxWaitMs` (default 2000)
+   * for its answer, that channel's publishes are refused with 503.
+   */
+  readonly publishQueue?: Partial<PublishQueueLimits>;
 }
 
 export const NATS_DEFAULTS = {
@@ -45,10 +58,10 @@ export const NATS_DEFAULTS = {
   timeoutMs: 5_000,
 } as const;
 
-/** A broker and a presence store sharing one connection; `broker.start` connects it. */
+/** A broker, a presence store and a revocation store sharing one connection; `broker.start` connects it. */
 export async function createNatsBackend(
   options: NatsBackendOptions,
-): Promise<{ broker: Broker; presence: PresenceStore }> {
+): Promise<{ broker: Broker; presence: PresenceStore; revocations: RevocationStore }> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const { servers, prefix } = parseUrl(options.url);
   const presenceTtlSeconds = options.presenceTtlSeconds ?? NATS_DEFAULTS.presenceTtlSeconds;
@@ -63,9 +76,15 @@ export async function createNatsBackend(
     streamMetaTtlSeconds: options.streamMetaTtlSeconds ?? NATS_DEFAULTS.streamMetaTtlSeconds,
     timeoutMs,
     logger,
+    ...(options.publishQueue === undefined ? {} : { publishQueue: options.publishQueue }),
   });
   const presence = new NatsPresence(link, names, { ...storage, ttlSeconds: presenceTtlSeconds, logger });
-  return { broker, presence };
+  const retentionSeconds = options.revocationRetentionSeconds ?? 0;
+  if (!(Number.isInteger(retentionSeconds) && retentionSeconds >= 0)) {
+    throw new Error('revocationRetentionSeconds must be a whole number of seconds (0 = for good)');
+  }
+  const revocations = new NatsRevocations(link, names, { ...storage, retentionSeconds, logger });
+  return { broker, presence, revocations };
 }
 
 /** `nats://a:4222,nats://b:4222?prefix=x` → the server list and the prefix. */

@@ -4,15 +4,24 @@
  * and fan-out are one step, done by the server), ephemeral and join/leave messages on the same
  * core subjects, epochs and idempotency records in KV buckets (names.ts has the layout).
  *
- * Offsets: each message carries its channel offset and epoch in headers. A node publishes offset
- * N+1 with `Nats-Expected-Last-Subject-Sequence` set to the stream sequence of offset N, so the
- * stream refuses it if anyone stored anything on the channel in between; the node then rereads
- * the top and tries again. Offsets are therefore contiguous from 1 across all nodes. A node sends
- * one publication per channel at a time (concurrent ones would only refuse each other).
+ * Offsets: each message carries its channel offsets and epoch in headers (a message may hold
+ * several consecutive publications of its channel, message.ts). A node stores a message with
+ * `Nats-Expected-Last-Subject-Sequence` set to the stream sequence of the channel's previous
+ * message, so the stream refuses it if anyone stored anything on the channel in between; the node
+ * then rereads the top and tries again. Offsets are therefore contiguous from 1 across all nodes.
+ * How publications are gathered into messages, one on the way per channel, is nats-publisher.ts.
  */
 import { publicationJson } from '@herald/protocol';
 import {
   IDEMPOTENCY_WINDOW_MS,
+  NodeRequests,
+  answerRequest,
+  newEpoch,
+  type AnswerEnvelope,
+  type NodeReplies,
+  type NodeRequest,
+  type RequestEnvelope,
+  publishQueueLimits,
   type Broker,
   type BrokerEvents,
   type ControlMessage,
@@ -21,14 +30,20 @@ import {
   type HistoryResult,
   type PublicationRecord,
   type PublishDraft,
+  type PublishQueueLimits,
   type PublishResult,
 } from '@herald/server';
-import { headers, type KV, type Msg, type PubAck, type Subscription } from 'nats';
+import { headers, type KV, type Msg, type Subscription } from 'nats';
 import type { Logger } from 'pino';
 import { HistoryReader } from './history-reader.js';
+import { JsPublishError, JsPublisher } from './js-publish.js';
 import type { NatsLink } from './link.js';
+import { decodeMessage } from './message.js';
 import { HEADER, token, type NatsNames } from './names.js';
-import { ensureHistoryStream, ensureKv, isWrongLastSequence, type StorageSettings } from './setup.js';
+import { NatsPublisher } from './nats-publisher.js';
+import { NatsMetadata } from './metadata.js';
+import { NodeRoster } from './node-roster.js';
+import { ensureHistoryStream, ensureKv, type StorageSettings } from './setup.js';
 import { StreamCache } from './stream-cache.js';
 
 export interface NatsBrokerOptions extends HistoryLimits, StorageSettings {
@@ -37,10 +52,11 @@ export interface NatsBrokerOptions extends HistoryLimits, StorageSettings {
   /** Seconds an idle channel keeps its offset and epoch after its last publication. */
   readonly streamMetaTtlSeconds: number;
   readonly logger: Logger;
+  /** The bound on publications waiting for NATS (publish-queue.ts in @herald/server); defaults apply. */
+  readonly publishQueue?: Partial<PublishQueueLimits>;
 }
 
-/** Publish attempts per publication before giving up under contention for one channel. */
-const MAX_ATTEMPTS = 64;
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export class NatsBroker implements Broker {
   readonly name = 'nats';
@@ -50,12 +66,18 @@ export class NatsBroker implements Broker {
   readonly #cache = new StreamCache();
   readonly #reader: HistoryReader;
   readonly #subscriptions = new Map<string, Subscription>();
-  /** Per channel, the tail of this node's queue of publications. */
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #js: JsPublisher;
+  readonly #publisher: NatsPublisher;
   #events: BrokerEvents | undefined;
   #control: Subscription | undefined;
+  #requestSubs: Subscription[] = [];
+  readonly #requests = new NodeRequests();
+  readonly #roster: NodeRoster;
   #epochs: KV | undefined;
   #idempotency: KV | undefined;
+  #metadataKv: KV | undefined;
+  /** The metadata store (`Broker.metadata`): small records kept beside the channels (Durable Streams). */
+  readonly metadata: NatsMetadata;
   #ready = false;
   #unlisten: (() => void) | undefined;
 
@@ -63,7 +85,25 @@ export class NatsBroker implements Broker {
     this.#link = link;
     this.#names = names;
     this.#options = options;
+    this.#roster = new NodeRoster(this.#requests.nodeId, names.nodes);
     this.#reader = new HistoryReader(link, names, options, this.#cache, () => this.#kv(this.#epochs));
+    this.metadata = new NatsMetadata(() => this.#kv(this.#metadataKv));
+    this.#js = new JsPublisher(options.timeoutMs);
+    this.#publisher = new NatsPublisher({
+      js: this.#js,
+      cache: this.#cache,
+      reader: this.#reader,
+      limits: publishQueueLimits(options.publishQueue),
+      logger: options.logger,
+      subject: (channel) => names.history(token(channel)),
+      maxPayload: () => link.session.nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+      connected: () => link.connected,
+      idempotency: {
+        messageId: (channel, key) => `${token(channel)}.${token(key)}`,
+        original: (channel, messageId, seq) => this.#original(channel, messageId, seq),
+        remember: (messageId, record) => void this.#remember(messageId, record),
+      },
+    });
     link.acquire();
   }
 
@@ -74,9 +114,23 @@ export class NatsBroker implements Broker {
   async start(events: BrokerEvents): Promise<void> {
     const { nc } = await this.#link.connect();
     await this.#setup();
+    this.#js.start(nc);
     this.#events = events;
     this.#control = nc.subscribe(this.#names.control, { callback: (_e, msg) => this.#onControl(msg) });
+    this.#requestSubs = [
+      nc.subscribe(this.#names.requests, { callback: (_e, msg) => void this.#answer(msg) }),
+      nc.subscribe(this.#names.answers(this.#requests.nodeId), {
+        callback: (_e, msg) => {
+          try {
+            this.#requests.answered(JSON.parse(msg.string()) as AnswerEnvelope);
+          } catch (error) {
+            this.#options.logger.error({ err: error }, 'unreadable answer from nats');
+          }
+        },
+      }),
+    ];
     await this.#flush();
+    await this.#roster.start(nc);
     this.#ready = this.#link.connected;
     this.#unlisten = this.#link.onChange((connected) => void this.#linkChanged(connected));
   }
@@ -85,16 +139,22 @@ export class NatsBroker implements Broker {
     this.#unlisten?.();
     this.#events = undefined;
     this.#ready = false;
+    this.#js.stop(new JsPublishError('nats broker closed', undefined, true));
     for (const sub of this.#subscriptions.values()) sub.unsubscribe();
     this.#subscriptions.clear();
     this.#control?.unsubscribe();
+    this.#requests.close();
+    if (this.#link.connected) this.#roster.stop();
+    for (const sub of this.#requestSubs) sub.unsubscribe();
+    this.#requestSubs = [];
+    await this.#flush().catch(() => undefined);
     await this.#link.release();
   }
 
   async publish(draft: PublishDraft): Promise<PublishResult> {
     this.#requireStarted();
     if (draft.ephemeral) return this.#publishEphemeral(draft);
-    return this.#serially(draft.channel, () => this.#store(draft));
+    return this.#publisher.publish(draft);
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -137,46 +197,45 @@ export class NatsBroker implements Broker {
     await this.#flush();
   }
 
-  // ---- publishing -------------------------------------------------------------------------
-
-  async #store(draft: PublishDraft): Promise<PublishResult> {
-    const channel = draft.channel;
-    const { js } = this.#link.session;
-    const subject = this.#names.history(token(channel));
-    const idemKey = this.#idempotencyKey(draft);
-    if (idemKey !== undefined) {
-      const seen = await this.#seen(channel, idemKey);
-      if (seen !== undefined) return { record: seen, duplicate: true };
-    }
-    for (let attempt = 1; ; attempt++) {
-      const last = this.#cache.last(channel) ?? (await this.#reader.top(channel));
-      const offset = last.offset + 1;
-      const record = stored(draft, offset, last.epoch);
-      const h = headers();
-      h.set(HEADER.offset, String(offset));
-      h.set(HEADER.epoch, last.epoch);
-      if (draft.event !== undefined) h.set(HEADER.event, draft.event);
-      let ack: PubAck;
-      try {
-        ack = await js.publish(subject, record.json, {
-          headers: h,
-          expect: { lastSubjectSequence: last.seq },
-          // JetStream's own deduplication makes the key atomic across nodes (a 5-minute window).
-          ...(idemKey === undefined ? {} : { msgID: idemKey }),
-        });
-      } catch (error) {
-        if (!isWrongLastSequence(error) || attempt >= MAX_ATTEMPTS) throw error;
-        // Someone else stored on this channel first: reread the top and go again.
-        this.#cache.forget(channel);
-        if (attempt > 2) await new Promise((r) => setTimeout(r, Math.random() * attempt));
-        continue;
-      }
-      if (ack.duplicate) return { record: await this.#original(channel, idemKey, ack.seq), duplicate: true };
-      this.#cache.learn(channel, { seq: ack.seq, offset, epoch: last.epoch });
-      if (idemKey !== undefined) await this.#remember(idemKey, record);
-      return { record, duplicate: false };
-    }
+  /** Waits for as many answers as the roster counts live nodes. */
+  async request(message: NodeRequest, timeoutMs: number): Promise<NodeReplies> {
+    this.#requireStarted();
+    if (!this.#link.connected) throw new Error('nats is not connected');
+    const { nc } = this.#link.session;
+    return this.#requests.ask(message, timeoutMs, async (envelope) => {
+      nc.publish(this.#names.requests, JSON.stringify(envelope));
+      return this.#roster.count();
+    });
   }
+
+  /**
+   * A new epoch first, then the purge: a read between the two still sees the old messages with
+   * their old epoch; every read after sees no message and the new epoch. Other nodes' caches learn
+   * it on their next publish (the expected subject sequence no longer matches) or read.
+   */
+  async removeHistory(channel: string): Promise<void> {
+    this.#requireStarted();
+    const { jsm } = this.#link.session;
+    await this.#kv(this.#epochs).put(token(channel), newEpoch());
+    await jsm.streams.purge(this.#names.stream, { filter: this.#names.history(token(channel)) });
+    this.#cache.forget(channel);
+  }
+
+  async #answer(msg: Msg): Promise<void> {
+    let envelope: RequestEnvelope;
+    try {
+      envelope = JSON.parse(msg.string()) as RequestEnvelope;
+    } catch (error) {
+      this.#options.logger.error({ err: error }, 'unreadable node request from nats');
+      return;
+    }
+    const answer = await answerRequest(this.#events, envelope.message);
+    if (!this.#link.connected) return;
+    const reply: AnswerEnvelope = { id: envelope.id, answer };
+    this.#link.session.nc.publish(this.#names.answers(envelope.from), JSON.stringify(reply));
+  }
+
+  // ---- publishing -------------------------------------------------------------------------
 
   async #publishEphemeral(draft: PublishDraft): Promise<PublishResult> {
     if (!this.#link.connected) throw new Error('nats is not connected');
@@ -185,7 +244,8 @@ export class NatsBroker implements Broker {
       draft.event === undefined
         ? { channel: draft.channel, offset: 0, epoch: '', json: publicationJson(draft) }
         : { channel: draft.channel, offset: 0, epoch: '', event: draft.event, json: publicationJson(draft) };
-    const idemKey = this.#idempotencyKey(draft);
+    const idemKey =
+      draft.idempotencyKey === undefined ? undefined : `${token(draft.channel)}.${token(draft.idempotencyKey)}`;
     if (idemKey !== undefined) {
       try {
         await this.#kv(this.#idempotency).create(idemKey, encodeRecord(record));
@@ -199,10 +259,6 @@ export class NatsBroker implements Broker {
     if (draft.event !== undefined) h.set(HEADER.event, draft.event);
     nc.publish(this.#names.fanout(token(draft.channel)), record.json, { headers: h });
     return { record, duplicate: false };
-  }
-
-  #idempotencyKey(draft: PublishDraft): string | undefined {
-    return draft.idempotencyKey === undefined ? undefined : `${token(draft.channel)}.${token(draft.idempotencyKey)}`;
   }
 
   async #seen(channel: string, idemKey: string): Promise<PublicationRecord | undefined> {
@@ -220,22 +276,11 @@ export class NatsBroker implements Broker {
   }
 
   /** The first result for a key JetStream saw before: from KV, else the stored message itself. */
-  async #original(channel: string, idemKey: string | undefined, seq: number): Promise<PublicationRecord> {
-    const fromKv = idemKey === undefined ? undefined : await this.#seen(channel, idemKey);
+  async #original(channel: string, idemKey: string, seq: number): Promise<PublicationRecord> {
+    const fromKv = await this.#seen(channel, idemKey);
     const record = fromKv ?? (await this.#reader.bySeq(channel, seq));
     if (record === undefined) throw new Error('the first publication with this idempotency key is gone');
     return record;
-  }
-
-  #serially<T>(channel: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#queues.get(channel) ?? Promise.resolve();
-    const next = previous.then(task, task);
-    const tail = next.catch(() => undefined);
-    this.#queues.set(channel, tail);
-    void tail.then(() => {
-      if (this.#queues.get(channel) === tail) this.#queues.delete(channel);
-    });
-    return next;
   }
 
   // ---- receiving --------------------------------------------------------------------------
@@ -246,19 +291,18 @@ export class NatsBroker implements Broker {
     try {
       const h = msg.headers;
       if (h?.has(HEADER.control)) return events.control(JSON.parse(msg.string()) as ControlMessage);
-      const event = h?.get(HEADER.event) ?? '';
-      const offsetText = h?.get(HEADER.offset) ?? '';
-      const json = msg.string();
-      if (offsetText === '') {
+      if ((h?.get(HEADER.offset) ?? '') === '') {
+        const event = h?.get(HEADER.event) ?? '';
+        const json = msg.string();
         return events.publication(
           event === '' ? { channel, offset: 0, epoch: '', json } : { channel, offset: 0, epoch: '', event, json },
         );
       }
-      const offset = Number(offsetText);
-      const epoch = h?.get(HEADER.epoch) ?? '';
+      const message = decodeMessage(channel, h, msg.string());
+      const last = message.first + message.records.length - 1;
       const seq = Number(h?.get(HEADER.sequence) ?? 0);
-      if (seq > 0) this.#cache.learn(channel, { seq, offset, epoch });
-      events.publication(event === '' ? { channel, offset, epoch, json } : { channel, offset, epoch, event, json });
+      if (seq > 0) this.#cache.learn(channel, { seq, offset: last, epoch: message.epoch }, message.first);
+      for (const record of message.records) events.publication(record);
     } catch (error) {
       this.#options.logger.error({ err: error, channel }, 'unreadable message from nats');
     }
@@ -281,6 +325,8 @@ export class NatsBroker implements Broker {
     await ensureHistoryStream(jsm, this.#names, { ...o, metaTtlSeconds }, o.logger);
     this.#epochs = await ensureKv(js, jsm, this.#names.epochs, metaTtlSeconds * 1000, o);
     this.#idempotency = await ensureKv(js, jsm, this.#names.idempotency, IDEMPOTENCY_WINDOW_MS, o);
+    // Metadata lives until deleted: no ttl.
+    this.#metadataKv = await ensureKv(js, jsm, this.#names.metadata, 0, o);
   }
 
   /**
@@ -292,6 +338,8 @@ export class NatsBroker implements Broker {
     const events = this.#events;
     if (events === undefined) return;
     if (!connected) {
+      // Answers to what is on the way cannot come on this connection: fail it now, not at the timeout.
+      this.#js.failAll(new JsPublishError('nats connection lost', undefined, true));
       if (this.#ready) {
         this.#ready = false;
         events.readiness(false);
@@ -334,13 +382,6 @@ export class NatsBroker implements Broker {
     if (this.#events === undefined) throw new Error('nats broker used before start() or after close()');
     return this.#events;
   }
-}
-
-function stored(draft: PublishDraft, offset: number, epoch: string): PublicationRecord {
-  const json = publicationJson({ ...draft, offset, epoch });
-  return draft.event === undefined
-    ? { channel: draft.channel, offset, epoch, json }
-    : { channel: draft.channel, offset, epoch, event: draft.event, json };
 }
 
 /** An idempotency record in KV: `offset \n epoch \n event \n json`. */

@@ -97,7 +97,10 @@ export function isNotFound(error: unknown): boolean {
   return apiErrorCode(error) === 10037 || String((error as { code?: unknown } | null)?.code) === '404';
 }
 
+/** JetStream's "wrong last sequence": a conditional write lost the race for its key or subject. */
+export const WRONG_LAST_SEQUENCE = 10071;
+
 /** Whether a publish lost the race for the channel's next offset. */
 export function isWrongLastSequence(error: unknown): boolean {
-  return apiErrorCode(error) === 10071;
+  return apiErrorCode(error) === WRONG_LAST_SEQUENCE;
 }

@@ -36,7 +36,11 @@ export class StreamCache {
     return entry?.last.epoch === epoch ? entry.seqs.get(offset) : undefined;
   }
 
-  learn(channel: string, stored: Stored): void {
+  /**
+   * Remembers a stored message of `channel`: `stored.offset` is its last publication's offset,
+   * `first` its first one's (a message may hold several consecutive publications, message.ts).
+   */
+  learn(channel: string, stored: Stored, first = stored.offset): void {
     let entry = this.#channels.get(channel);
     if (entry === undefined || entry.last.epoch !== stored.epoch) {
       entry = { last: stored, seqs: new Map() };
@@ -48,8 +52,16 @@ export class StreamCache {
       entry.last = stored;
     }
     if (stored.seq > 0) {
-      entry.seqs.set(stored.offset, stored.seq);
-      entry.seqs.delete(stored.offset - this.#perChannel);
+      for (let offset = Math.max(first, stored.offset - this.#perChannel + 1); offset <= stored.offset; offset++) {
+        entry.seqs.set(offset, stored.seq);
+        entry.seqs.delete(offset - this.#perChannel);
+      }
+      // Offsets learned with gaps (other nodes' publications unseen) leave entries the line above
+      // never meets: prune them now and then, so the map stays bounded.
+      if (entry.seqs.size > this.#perChannel * 2) {
+        for (const offset of entry.seqs.keys())
+          if (offset <= stored.offset - this.#perChannel) entry.seqs.delete(offset);
+      }
     }
   }
 

@@ -2,15 +2,17 @@
  * `@herald/broker-redis`: the Redis broker and presence store for running several Herald nodes
  * on one Redis (docs/scale-out.md). The binary composes them; the server library never imports them.
  */
-import type { Broker, HistoryLimits, PresenceStore } from '@herald/server';
+import type { Broker, HistoryLimits, PresenceStore, PublishQueueLimits, RevocationStore } from '@herald/server';
 import { pino, type Logger } from 'pino';
 import { RedisKeys } from './keys.js';
 import { RedisLink } from './link.js';
 import { RedisBroker } from './redis-broker.js';
 import { RedisPresence } from './redis-presence.js';
+import { RedisRevocations } from './redis-revocations.js';
 
 export { RedisBroker, type RedisBrokerOptions } from './redis-broker.js';
 export { RedisPresence, type RedisPresenceOptions } from './redis-presence.js';
+export { RedisRevocations, type RedisRevocationsOptions } from './redis-revocations.js';
 export { RedisKeys } from './keys.js';
 export { RedisLink, type RedisLinkOptions } from './link.js';
 
@@ -30,6 +32,11 @@ export interface RedisBackendOptions {
   readonly streamMetaTtlSeconds?: number;
   /** Milliseconds before an unanswered Redis command fails. Default 5000. */
   readonly commandTimeoutMs?: number;
+  /**
+   * The bound on publications waiting for Redis: past `maxPending` (default 10000) a publish is
+   * refused at once with 429, and while the oldest one has waited `maxWaitMs` (default 2000) with 503.
+   */
+  readonly publishQueue?: Partial<PublishQueueLimits>;
 }
 
 export const REDIS_DEFAULTS = {
@@ -39,10 +46,13 @@ export const REDIS_DEFAULTS = {
   commandTimeoutMs: 5_000,
 } as const;
 
-/** A broker and a presence store sharing one pair of connections; `broker.start` connects them. */
+/**
+ * A broker, a presence store and a revocation store sharing one pair of connections;
+ * `broker.start` connects them.
+ */
 export async function createRedisBackend(
   options: RedisBackendOptions,
-): Promise<{ broker: Broker; presence: PresenceStore }> {
+): Promise<{ broker: Broker; presence: PresenceStore; revocations: RevocationStore }> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const presenceTtlSeconds = options.presenceTtlSeconds ?? REDIS_DEFAULTS.presenceTtlSeconds;
   if (!(presenceTtlSeconds > 0)) throw new Error('presenceTtlSeconds must be positive');
@@ -57,9 +67,11 @@ export async function createRedisBackend(
     ...options.history,
     streamMetaTtlSeconds: options.streamMetaTtlSeconds ?? REDIS_DEFAULTS.streamMetaTtlSeconds,
     logger,
+    ...(options.publishQueue === undefined ? {} : { publishQueue: options.publishQueue }),
   });
   const presence = new RedisPresence(link, keys, { ttlSeconds: presenceTtlSeconds, logger });
-  return { broker, presence };
+  const revocations = new RedisRevocations(link, keys, { logger });
+  return { broker, presence, revocations };
 }
 
 /** Takes Herald's `prefix` out of the URL; the rest goes to ioredis as it is. */

@@ -1,7 +1,8 @@
 /**
  * The Redis broker: history in one Redis stream per channel, offsets and epochs in a small hash,
- * fan-out over pub/sub, all written by one Lua script per publication (see scripts.ts). Every
- * node sharing the Redis sees the same channels, history, positions and idempotency keys.
+ * fan-out over pub/sub, all written by one Lua script per batch of publications (scripts.ts,
+ * publish-batch.ts). Every node sharing the Redis sees the same channels, history, positions and
+ * idempotency keys.
  *
  * After a disconnect the pub/sub connection resubscribes every channel before the broker says it
  * is ready again; the core then fills from history what pub/sub dropped meanwhile. The commands
@@ -10,10 +11,15 @@
  * keeps its channels' epochs; one that came back empty, or from an older snapshot, gives them new
  * epochs, and resuming clients are told `recovered: false`.
  */
-import { publicationJson } from '@herald/protocol';
 import {
-  IDEMPOTENCY_WINDOW_MS,
+  NodeRequests,
+  answerRequest,
   newEpoch,
+  type AnswerEnvelope,
+  type NodeReplies,
+  type NodeRequest,
+  type RequestEnvelope,
+  publishQueueLimits,
   type Broker,
   type BrokerEvents,
   type ControlMessage,
@@ -22,24 +28,29 @@ import {
   type HistoryResult,
   type PublicationRecord,
   type PublishDraft,
+  type PublishQueueLimits,
   type PublishResult,
 } from '@herald/server';
 import type { Logger } from 'pino';
 import type { RedisKeys } from './keys.js';
 import type { RedisLink } from './link.js';
+import { RedisMetadata } from './metadata.js';
+import { RedisPublisher } from './publish-batch.js';
 import { decodeRecord } from './record-text.js';
-import { HISTORY, PUBLISH, Script } from './scripts.js';
+import { HISTORY, PUBLISH_BATCH, Script } from './scripts.js';
 import { probeServer, runMark, type RedisServerIdentity } from './server-probe.js';
 
 export interface RedisBrokerOptions extends HistoryLimits {
   /** Seconds an idle channel keeps its offset and epoch after its last publication (at least the ttl). */
   readonly streamMetaTtlSeconds: number;
   readonly logger: Logger;
+  /** The bound on publications waiting for Redis (publish-queue.ts in @herald/server); defaults apply. */
+  readonly publishQueue?: Partial<PublishQueueLimits>;
 }
 
 const RESUBSCRIBE_RETRY_MS = 500;
 const PROBE_RETRY_MS = 500;
-const publishScript = new Script(PUBLISH);
+const publishScript = new Script(PUBLISH_BATCH);
 const historyScript = new Script(HISTORY);
 
 export class RedisBroker implements Broker {
@@ -58,11 +69,25 @@ export class RedisBroker implements Broker {
   #server: RedisServerIdentity | undefined;
   #probing: Promise<void> | undefined;
   #unlisten: (() => void) | undefined;
+  readonly #publisher: RedisPublisher;
+  readonly #requests = new NodeRequests();
+  /** The metadata store (`Broker.metadata`): small records kept beside the channels (Durable Streams). */
+  readonly metadata: RedisMetadata;
 
   constructor(link: RedisLink, keys: RedisKeys, options: RedisBrokerOptions) {
     this.#link = link;
     this.#keys = keys;
     this.#options = options;
+    this.#publisher = new RedisPublisher(
+      keys,
+      { size: options.size, ttlMs: options.ttlSeconds * 1000, metaTtlMs: this.#metaTtlMs() },
+      publishQueueLimits(options.publishQueue),
+      {
+        runMark: () => this.#requireRunMark(),
+        run: (k, args) => publishScript.run(link.commands, k, args),
+      },
+    );
+    this.metadata = new RedisMetadata(link, keys);
     link.acquire();
   }
 
@@ -76,7 +101,7 @@ export class RedisBroker implements Broker {
     this.#logServer('started');
     this.#events = events;
     this.#link.pubsub.on('message', (name: string, text: string) => this.#onMessage(name, text));
-    await this.#link.pubsub.subscribe(this.#keys.control);
+    await this.#link.pubsub.subscribe(...this.#nodeChannels());
     this.#pubsubCurrent = true;
     this.#ready = this.#link.commandsReady && this.#link.pubsubReady;
     this.#unlisten = this.#link.onChange(() => this.#linkChanged());
@@ -86,35 +111,15 @@ export class RedisBroker implements Broker {
     this.#unlisten?.();
     this.#events = undefined;
     this.#ready = false;
+    this.#requests.close();
+    if (this.#link.pubsubReady) await this.#link.pubsub.unsubscribe(...this.#nodeChannels()).catch(() => undefined);
     await this.#link.release();
   }
 
+  /** Gathered with the other publishes of this event-loop turn into one script run (publish-batch.ts). */
   async publish(draft: PublishDraft): Promise<PublishResult> {
     this.#requireStarted();
-    const run = this.#requireRunMark();
-    const channel = draft.channel;
-    // The script puts offset and epoch right after the channel, as publicationJson would.
-    const full = publicationJson(draft);
-    const head = `{"channel":"${channel}"`;
-    const key = draft.idempotencyKey;
-    const reply = (await publishScript.run(
-      this.#link.commands,
-      [this.#keys.meta(channel), this.#keys.stream(channel), this.#keys.idempotency(channel, key ?? '')],
-      [
-        draft.ephemeral ? 'e' : 's',
-        newEpoch(),
-        head,
-        full.slice(head.length),
-        draft.event ?? '',
-        this.#options.size,
-        this.#options.ttlSeconds * 1000,
-        this.#metaTtlMs(),
-        key === undefined ? 0 : IDEMPOTENCY_WINDOW_MS,
-        this.#keys.pubsub(channel),
-        run,
-      ],
-    )) as [number, string];
-    return { record: decodeRecord(channel, reply[1]), duplicate: reply[0] === 1 };
+    return this.#publisher.publish(draft);
   }
 
   async subscribe(channel: string): Promise<void> {
@@ -145,6 +150,7 @@ export class RedisBroker implements Broker {
         since?.epoch ?? '',
         query.limit ?? -1,
         run,
+        query.maxBytes ?? -1,
       ],
     )) as (string | number)[];
     const epoch = String(reply[0]);
@@ -165,6 +171,35 @@ export class RedisBroker implements Broker {
     const text = JSON.stringify(message);
     if (message.kind === 'disconnect_user') await this.#link.commands.publish(this.#keys.control, text);
     else await this.#link.commands.publish(this.#keys.pubsub(message.channel), `c${text}`);
+  }
+
+  /** PUBLISH answers how many nodes' pub/sub connections took the request: that many answers are awaited. */
+  async request(message: NodeRequest, timeoutMs: number): Promise<NodeReplies> {
+    this.#requireStarted();
+    return this.#requests.ask(message, timeoutMs, async (envelope) =>
+      Number(await this.#link.commands.publish(this.#keys.requests, JSON.stringify(envelope))),
+    );
+  }
+
+  /** A new epoch from the next read or publish on: the history script finds no meta and starts one. */
+  async removeHistory(channel: string): Promise<void> {
+    this.#requireStarted();
+    await this.#link.commands.del(this.#keys.meta(channel), this.#keys.stream(channel));
+  }
+
+  /** The pub/sub channels every node holds beside its channels': control, requests, its answers. */
+  #nodeChannels(): string[] {
+    return [this.#keys.control, this.#keys.requests, this.#keys.answers(this.#requests.nodeId)];
+  }
+
+  async #answer(envelope: RequestEnvelope): Promise<void> {
+    const answer = await answerRequest(this.#events, envelope.message);
+    const reply: AnswerEnvelope = { id: envelope.id, answer };
+    try {
+      await this.#link.commands.publish(this.#keys.answers(envelope.from), JSON.stringify(reply));
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'answer to a node request not sent');
+    }
   }
 
   #metaTtlMs(): number {
@@ -201,6 +236,9 @@ export class RedisBroker implements Broker {
     if (events === undefined) return;
     try {
       if (name === this.#keys.control) return events.control(JSON.parse(text) as ControlMessage);
+      if (name === this.#keys.requests) return void this.#answer(JSON.parse(text) as RequestEnvelope);
+      if (name === this.#keys.answers(this.#requests.nodeId))
+        return this.#requests.answered(JSON.parse(text) as AnswerEnvelope);
       const channel = this.#keys.channelOf(name);
       if (channel === undefined || !this.#channels.has(channel)) return;
       if (text.startsWith('p')) events.publication(decodeRecord(channel, text.slice(1)));
@@ -253,7 +291,7 @@ export class RedisBroker implements Broker {
   async #resubscribe(): Promise<void> {
     try {
       const channels = [...this.#channels];
-      await this.#link.pubsub.subscribe(this.#keys.control, ...channels.map((c) => this.#keys.pubsub(c)));
+      await this.#link.pubsub.subscribe(...this.#nodeChannels(), ...channels.map((c) => this.#keys.pubsub(c)));
       // Channels given up while this ran stay unwanted.
       const stale = channels.filter((c) => !this.#channels.has(c)).map((c) => this.#keys.pubsub(c));
       if (stale.length > 0) await this.#link.pubsub.unsubscribe(...stale);

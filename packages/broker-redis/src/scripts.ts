@@ -38,43 +38,73 @@ const ENSURE_EPOCH = `local function ensure_epoch(meta, stream, candidate, meta_
 end`;
 
 /**
- * KEYS: meta, stream, idempotency key (the meta key again when there is none).
- * ARGV: mode ('s' stored, 'e' ephemeral), candidate epoch, JSON head (`{"channel":"…"`), JSON
- * rest (from `,"data":`), event ('' for none), size, ttl ms, meta ttl ms, idempotency window ms
- * (0 for none), pub/sub channel, run mark.
- * Returns {duplicate (0|1), record text}.
+ * Stores and fans out a batch of publications, in order, as one atomic step: what a node
+ * gathered during one event-loop turn (publish-batch.ts), on any number of channels.
+ * KEYS, three per publication: meta, stream, idempotency key (the meta key when there is none).
+ * ARGV: size, ttl ms, meta ttl ms, run mark, candidate epoch (for channels created here; channels
+ * may share it, an epoch only has to differ between generations of one channel), then eight per
+ * publication: mode ('s' stored, 'e' ephemeral), JSON head (`{"channel":"…"`), JSON rest (from
+ * `,"data":`), event ('' for none), pub/sub channel, idempotency window ms (0 for none), expected
+ * top offset and epoch ('' for no condition: compare-and-append, `PublishDraft.expectedTop`).
+ * Returns {code, record text} per publication, in order: code 0 stored, 1 a duplicate (the first
+ * result), 2 not stored because the channel's top was not the expected one (record text '').
+ *
+ * A publication whose key is already there answers the first result (also when that first one
+ * came earlier in the same batch) and changes nothing.
  */
-export const PUBLISH = `${NOW_MS}
+export const PUBLISH_BATCH = `${NOW_MS}
 ${ENSURE_EPOCH}
-local window = tonumber(ARGV[9])
-if window > 0 then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then return {1, seen} end
-end
-local record
-if ARGV[1] == 'e' then
-  record = '0\\n\\n' .. ARGV[5] .. '\\n' .. ARGV[3] .. ARGV[4]
-else
-  local epoch = ensure_epoch(KEYS[1], KEYS[2], ARGV[2], ARGV[8], ARGV[11])
-  local offset = redis.call('HINCRBY', KEYS[1], 'top', 1)
-  local json = ARGV[3] .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. ARGV[4]
-  if tonumber(ARGV[6]) > 0 then
-    -- Entry ids carry the offset (to read by offset) and the store time (to trim by age on read).
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], offset .. '-' .. now, 'j', json, 'e', ARGV[5])
-    redis.call('PEXPIRE', KEYS[2], ARGV[7])
+local size, ttl, meta_ttl, run, candidate = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local meta, stream, idem = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  local a = 5 + i * 8
+  local head, rest, event, window = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 6])
+  local expected_offset, expected_epoch = ARGV[a + 7], ARGV[a + 8]
+  local seen = false
+  if window > 0 then seen = redis.call('GET', idem) end
+  local conflict = false
+  if not seen and ARGV[a + 1] ~= 'e' and expected_offset ~= '' then
+    local epoch, top = ensure_epoch(meta, stream, candidate, meta_ttl, run)
+    conflict = tonumber(expected_offset) ~= top or expected_epoch ~= epoch
   end
-  redis.call('PEXPIRE', KEYS[1], ARGV[8])
-  record = offset .. '\\n' .. epoch .. '\\n' .. ARGV[5] .. '\\n' .. json
+  if seen then
+    out[#out + 1] = 1
+    out[#out + 1] = seen
+  elseif conflict then
+    out[#out + 1] = 2
+    out[#out + 1] = ''
+  else
+    local record
+    if ARGV[a + 1] == 'e' then
+      record = '0\\n\\n' .. event .. '\\n' .. head .. rest
+    else
+      local epoch = ensure_epoch(meta, stream, candidate, meta_ttl, run)
+      local offset = redis.call('HINCRBY', meta, 'top', 1)
+      local json = head .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. rest
+      if size > 0 then
+        -- Entry ids carry the offset (to read by offset) and the store time (to trim by age on read).
+        redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-' .. now, 'j', json, 'e', event)
+        redis.call('PEXPIRE', stream, ttl)
+      end
+      redis.call('PEXPIRE', meta, meta_ttl)
+      record = offset .. '\\n' .. epoch .. '\\n' .. event .. '\\n' .. json
+    end
+    if window > 0 then redis.call('SET', idem, record, 'PX', window) end
+    redis.call('PUBLISH', ARGV[a + 5], 'p' .. record)
+    out[#out + 1] = 0
+    out[#out + 1] = record
+  end
 end
-if window > 0 then redis.call('SET', KEYS[3], record, 'PX', window) end
-redis.call('PUBLISH', ARGV[10], 'p' .. record)
-return {0, record}`;
+return out`;
 
 /**
  * KEYS: meta, stream.
  * ARGV: candidate epoch, meta ttl ms, size, ttl ms, mode ('s' since, 'l' latest), since offset,
- * since epoch, limit (-1 for none), run mark.
+ * since epoch, limit (-1 for none), run mark, max bytes (-1 for none).
  * Returns {epoch, top, recovered (-1 not asked, 0, 1), offset1, json1, event1, ...}, oldest first.
+ * With max bytes, a page holds as many as fit in that much JSON and at least one (the rule of
+ * `pageWithin` in @herald/server): the oldest after `since`, or the newest ones.
  *
  * Retention is decided here, whatever Redis still holds: an entry is served only when it is
  * among the newest `size` offsets and younger than the ttl (ids carry the store time, and store
@@ -86,20 +116,38 @@ local epoch, top = ensure_epoch(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[9])
 local cutoff = now - tonumber(ARGV[4])
 local lowest = top - tonumber(ARGV[3]) + 1
 local limit = tonumber(ARGV[8])
+local max_bytes = tonumber(ARGV[10])
 local out = {epoch, top, -1}
 local function id_of(entry)
   local offset, ms = string.match(entry[1], '^(%d+)-(%d+)$')
   return tonumber(offset), tonumber(ms)
 end
+local function json_of(entry)
+  local fields = entry[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'j' then return fields[i + 1] end
+  end
+  return ''
+end
 local function push(entry)
   local offset = id_of(entry)
-  local fields, json, event = entry[2], '', ''
+  local fields, event = entry[2], ''
   for i = 1, #fields, 2 do
-    if fields[i] == 'j' then json = fields[i + 1] elseif fields[i] == 'e' then event = fields[i + 1] end
+    if fields[i] == 'e' then event = fields[i + 1] end
   end
   out[#out + 1] = offset
-  out[#out + 1] = json
+  out[#out + 1] = json_of(entry)
   out[#out + 1] = event
+end
+-- How many of entries[first..last] (stepping by step) fit in max_bytes, at least one.
+local function fitting(entries, first, last, step)
+  local n, bytes = 0, 0
+  for i = first, last, step do
+    bytes = bytes + string.len(json_of(entries[i]))
+    if max_bytes >= 0 and bytes > max_bytes and n > 0 then return n end
+    n = n + 1
+  end
+  return n
 end
 if ARGV[5] == 's' then
   local since = tonumber(ARGV[6])
@@ -115,17 +163,20 @@ if ARGV[5] == 's' then
   local offset, ms = id_of(first)
   if offset ~= since + 1 or ms <= cutoff then return out end
   out[3] = 1
-  for i = 1, count do push(entries[i]) end
+  for i = 1, fitting(entries, 1, count, 1) do push(entries[i]) end
   return out
 end
 if limit == 0 then return out end
 local from = math.max(lowest, 1)
 if limit > 0 then from = math.max(from, top - limit + 1) end
 if from > top then return out end
+local kept = {}
 for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+')) do
   local _, ms = id_of(entry)
-  if ms > cutoff then push(entry) end
+  if ms > cutoff then kept[#kept + 1] = entry end
 end
+if #kept == 0 then return out end
+for i = #kept - fitting(kept, #kept, 1, -1) + 1, #kept do push(kept[i]) end
 return out`;
 
 /**

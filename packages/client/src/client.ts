@@ -9,7 +9,7 @@
  * A connection that ends is reopened after the delay its close code asks for (reconnect.ts);
  * every subscription resumes from its position on whatever transport comes next.
  */
-import { isValidChannel, type ChannelState, type ClientInfo, type Position } from '@herald/protocol';
+import { isValidChannel, type AppendInfo, type ChannelState, type ClientInfo, type Position } from '@herald/protocol';
 import { Emitter } from './emitter.js';
 import { HeraldClientError, closeError } from './errors.js';
 import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './options.js';
@@ -33,6 +33,12 @@ export type ClientState =
 
 export interface ClientEvents {
   state: ClientState;
+  /**
+   * The backend subscribed this client to a channel (`POST /api/subscribe`, the token's `subs`):
+   * the subscription is live; listen for its publications. After a reconnect the SDK resumes it
+   * like any other, which needs the token to permit the channel (`channels` patterns or `subs`).
+   */
+  subscription: Subscription;
 }
 
 export interface PublishOptions extends RequestOptions {
@@ -45,6 +51,10 @@ export interface PublishOptions extends RequestOptions {
   readonly idempotencyKey?: string;
   /** Live only: not stored, no offset, never replayed; not retried either. */
   readonly ephemeral?: boolean;
+  /** Opens a text stream (`data` is its first text); the answer's offset is the stream's id (docs/streams.md). */
+  readonly stream?: { readonly status: 'open' };
+  /** Appends `data` (text) to the stream `to`; a terminal `status` closes it. */
+  readonly append?: AppendInfo;
 }
 
 export interface HistoryOptions extends RequestOptions {
@@ -67,6 +77,8 @@ export interface HistoryResult<T = unknown> {
 const FINAL_REFUSALS = new Set(['forbidden', 'bad_channel', 'bad_request', 'already_subscribed', 'unauthorized']);
 /** `unsub` push code: no longer permitted (UnsubscribeCode.Forbidden). */
 const UNSUB_FORBIDDEN = 2403;
+/** `unsub` push code: the backend unsubscribed the client (UnsubscribeCode.Server). */
+const UNSUB_SERVER = 2000;
 
 const TRANSPORT_CLASSES = { websocket: WebSocketTransport, sse: SseTransport, poll: PollTransport } as const;
 
@@ -166,17 +178,26 @@ export class Herald extends Emitter<ClientEvents> {
       data,
       ...(options.event === undefined ? {} : { event: options.event }),
       ...(ephemeral ? { ephemeral } : { idempotencyKey: options.idempotencyKey ?? randomKey() }),
+      ...(options.stream === undefined ? {} : { stream: options.stream }),
+      ...(options.append === undefined ? {} : { append: options.append }),
     };
     const answer = (await this.#request('publish', params, !ephemeral, options)) as Partial<Position>;
     return ephemeral ? undefined : (answer as Position);
   }
 
-  /** Who is subscribed to `channel` now. WebSocket only (elsewhere: `unsupported`). */
+  /**
+   * Who is subscribed to `channel` now (long-poll clients are not listed: they hold no session).
+   * Needs the token's `channels` patterns to cover it; over SSE and long-polling it is read over
+   * HTTP with the client token.
+   */
   presence(channel: string, options: RequestOptions = {}): Promise<ClientInfo[]> {
     return this.#request('presence', { channel }, true, options).then((r) => (r as { clients: ClientInfo[] }).clients);
   }
 
-  /** The channel's retained publications. WebSocket only (elsewhere: `unsupported`). */
+  /**
+   * The channel's retained publications, oldest first. Needs the token's `channels` patterns to
+   * cover it; over SSE and long-polling it is read over HTTP with the client token.
+   */
   history<T = unknown>(channel: string, options: HistoryOptions = {}): Promise<HistoryResult<T>> {
     const params = {
       channel,
@@ -184,6 +205,17 @@ export class Herald extends Emitter<ClientEvents> {
       ...(options.since === undefined ? {} : { since: options.since }),
     };
     return this.#request('history', params, true, options) as Promise<HistoryResult<T>>;
+  }
+
+  /**
+   * Calls `method` on the application's backend (its `rpc` hook) and resolves with the `data` it
+   * answered; rejects with its refusal's code, or `hook_unavailable`. Over SSE and long-polling it
+   * goes to `POST /api/rpc`. Waits for a connection and is sent again after a lost one, like
+   * `history`: a method that changes state should be idempotent (or carry its own key in `data`).
+   */
+  rpc<T = unknown>(method: string, data?: unknown, options: RequestOptions = {}): Promise<T> {
+    const params = data === undefined ? { method } : { method, data };
+    return this.#request('rpc', params, true, options).then((r) => (r as { data: T }).data);
   }
 
   #request(method: RequestMethod, params: Record<string, unknown>, retry: boolean, options: RequestOptions) {
@@ -263,7 +295,7 @@ export class Herald extends Emitter<ClientEvents> {
       return;
     }
     if (t !== this.#transport) return;
-    const wasConnected = this.#connected;
+    const wasConnected = this.#connected && info.unproven !== true;
     this.#drop();
     if (!wasConnected && !info.verdict && this.#index + 1 < this.#o.transports.length) {
       this.#index++;
@@ -436,9 +468,22 @@ export class Herald extends Emitter<ClientEvents> {
         this.#retries.set(sub, attempt + 1);
         setTimeout(() => current(t) && t.sync(), backoffDelay(attempt, o));
       },
+      serverSubscribed: (t, state) => {
+        if (!current(t) || this.#subs.has(state.channel)) return undefined;
+        const sub = new Subscription(state.channel, {}, (s) => this.#unsubscribe(s));
+        this.#subs.set(sub.channel, sub);
+        sub._confirm(state, false);
+        this._emit('subscription', sub);
+        return sub;
+      },
       unsubscribed: (t, sub, code, reason) => {
         if (!current(t, sub)) return;
         if (code === UNSUB_FORBIDDEN) return this.#host.refused(t, sub, new HeraldClientError('forbidden', reason));
+        if (code === UNSUB_SERVER) {
+          // The backend took the client out: final, the SDK does not subscribe again.
+          this.#subs.delete(sub.channel);
+          return sub._setState('unsubscribed');
+        }
         // The hub lost the channel's position (2500): subscribe again from ours; it answers recovered: false.
         sub._setState('subscribing');
         t.sync();

@@ -3,7 +3,7 @@
  * or one of the client codes below when it never did. Every rejected promise, subscription `error`
  * event and `disconnected` / `closed` state carries one.
  */
-import type { ErrorCode } from '@herald/protocol';
+import { CloseCode, closeCodeInfo, type ErrorCode } from '@herald/protocol';
 
 /** Failures the hub did not report itself. */
 export type ClientErrorCode =
@@ -15,8 +15,6 @@ export type ClientErrorCode =
   | 'timeout'
   /** `close()` was called. */
   | 'closed'
-  /** Not available on the current transport (presence and history need WebSocket). */
-  | 'unsupported'
   /** The `token` function threw or returned something other than a non-empty string. */
   | 'token_failed'
   /** The hub closed with 4002: the client broke the protocol, which is a bug, so it does not reconnect. */
@@ -46,15 +44,11 @@ export class HeraldClientError extends Error {
   }
 }
 
-const CLOSE_ERRORS: Readonly<Record<number, HeraldErrorCode>> = {
-  1009: 'too_large',
-  4001: 'unauthorized',
-  4002: 'protocol_violation',
-  4005: 'rate_limited',
-};
-
-/** The error describing a connection that ended with `closeCode`. */
+/** The error describing a connection that ended with `closeCode` (the registry's error for it, if any). */
 export function closeError(closeCode: number, reason: string): HeraldClientError {
-  const code = CLOSE_ERRORS[closeCode] ?? (closeCode === 1006 ? 'network' : 'disconnected');
+  const code: HeraldErrorCode =
+    closeCode === CloseCode.ProtocolViolation
+      ? 'protocol_violation'
+      : (closeCodeInfo(closeCode)?.error ?? (closeCode === 1006 ? 'network' : 'disconnected'));
   return new HeraldClientError(code, reason || `connection closed (${closeCode})`, { closeCode });
 }

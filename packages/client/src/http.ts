@@ -61,22 +61,34 @@ export async function fetchJson(host: Host, url: string, init: RequestInit): Pro
 }
 
 /**
- * Requests over SSE and long-polling. Publish goes to `POST /api/publish`, which accepts a client
- * token within its `publish` patterns. Presence and history there need the server's API key, which
- * a client never holds: they are only available over WebSocket.
+ * Requests over SSE and long-polling, on the server API with the client token (PROTOCOL.md v1.1
+ * section 4): publish within the token's `publish` patterns, presence and history within its
+ * `channels` patterns, as a WebSocket client has them.
  */
 export async function httpRequest(
   host: Host,
   method: RequestMethod,
   params: Record<string, unknown>,
-): Promise<Position | Record<string, never>> {
-  if (method !== 'publish') {
-    throw new HeraldClientError('unsupported', `${method} needs the WebSocket transport`);
-  }
+): Promise<unknown> {
   const token = await host.token(false);
-  return fetchJson(host, `${host.base}/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...authorization(token) },
-    body: JSON.stringify(params),
-  }) as Promise<Position>;
+  const headers = authorization(token);
+  if (method === 'publish' || method === 'rpc') {
+    return fetchJson(host, `${host.base}/api/${method}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(params),
+    });
+  }
+  const path = `${host.base}/api/channels/${encodeURIComponent(String(params.channel))}/${method}`;
+  const query = new URLSearchParams();
+  if (method === 'history') {
+    const { limit, since } = params as { limit?: number; since?: Position };
+    if (limit !== undefined) query.set('limit', String(limit));
+    if (since !== undefined) {
+      query.set('since', String(since.offset));
+      query.set('epoch', since.epoch);
+    }
+  }
+  const search = query.toString();
+  return fetchJson(host, search === '' ? path : `${path}?${search}`, { headers, cache: 'no-store' });
 }

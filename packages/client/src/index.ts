@@ -17,6 +17,7 @@ export {
   Subscription,
   type Publication,
   type RecoveredEvent,
+  type StreamText,
   type SubscribeOptions,
   type SubscriptionEvents,
   type SubscriptionState,

@@ -51,7 +51,9 @@ export function resolveOptions(options: HeraldOptions): Readonly<ResolvedOptions
   const g = globalThis as { WebSocket?: WebSocketConstructor };
   const WebSocket = options.WebSocket ?? g.WebSocket;
   const token = options.token;
-  if (token !== undefined && typeof token !== 'function' && (typeof token !== 'string' || token === '')) {
+  if (token === '')
+    throw invalid('token', 'is an empty string (was the variable it came from set?); leave it out for no token');
+  if (token !== undefined && typeof token !== 'function' && typeof token !== 'string') {
     throw invalid('token', 'must be a non-empty string or a function');
   }
   const wanted = options.transports ?? TRANSPORTS;

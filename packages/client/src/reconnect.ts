@@ -1,23 +1,16 @@
 /**
  * When to reconnect, as pure decisions (PROTOCOL.md section 5): exponential backoff with full
- * jitter, and what each close code asks of a client. The README's close-code table mirrors this.
+ * jitter, and what each close code asks of a client, read from the protocol's code registry (the
+ * hub's own), so the SDK and the hub cannot disagree about a code.
  */
+import { closeCodeInfo } from '@herald/protocol';
 
-/** Close codes after which reconnecting would only repeat the failure: a bad token or a client bug. */
-const STOP = new Set([1000, 1009, 4001, 4002]);
 /**
- * Close codes that ask for a prompt reconnect: the hub is going away (1001), the token expired and
- * a fresh one is fetched for the next connection (4003), the client was too slow (4004), or a
- * stream lost its position (4007). Prompt still means a random delay below the minimum, so that
- * a restarting hub is not hit by every client in the same millisecond.
+ * Rate limited (`throttled`): the backoff starts as if this were the fourth failure in a row and
+ * grows from there (the fifth, the sixth...), so a client the hub keeps refusing waits longer each
+ * time.
  */
-const PROMPT = new Set([1001, 4003, 4004, 4007]);
-/**
- * Rate limited: the backoff starts as if this were the fourth failure in a row and grows from
- * there (the fifth, the sixth...), so a client the hub keeps refusing waits longer each time.
- */
-const RATE_LIMITED = 4005;
-const RATE_LIMITED_HEAD_START = 3;
+const THROTTLED_HEAD_START = 3;
 
 export interface BackoffSettings {
   readonly minReconnectDelayMs: number;
@@ -32,7 +25,7 @@ export function backoffDelay(attempt: number, s: BackoffSettings, random: () => 
 /**
  * Milliseconds to wait before reconnecting after a connection ended with `code`, or `undefined`
  * when the client must not reconnect. `reconnect` is the hub's own advice (disconnect push or SSE
- * `herald.disconnect`), which decides for codes this table does not know.
+ * `herald.disconnect`): `false` always stops; otherwise it decides for codes this table does not know.
  */
 export function reconnectDelay(
   code: number,
@@ -41,8 +34,21 @@ export function reconnectDelay(
   s: BackoffSettings,
   random: () => number = Math.random,
 ): number | undefined {
-  if (STOP.has(code)) return undefined;
-  if (PROMPT.has(code)) return Math.floor(random() * s.minReconnectDelayMs);
+  // The hub said not to come back (a backend's `POST /api/disconnect`, reconnect false).
   if (reconnect === false) return undefined;
-  return backoffDelay(code === RATE_LIMITED ? attempt + RATE_LIMITED_HEAD_START : attempt, s, random);
+  switch (closeCodeInfo(code)?.retry) {
+    case 'stop':
+      return undefined;
+    // Prompt still means a random delay below the minimum, so that a restarting hub is not hit by
+    // every client in the same millisecond.
+    case 'prompt':
+      return Math.floor(random() * s.minReconnectDelayMs);
+    case 'throttled':
+      return backoffDelay(attempt + THROTTLED_HEAD_START, s, random);
+    case 'backoff':
+      return backoffDelay(attempt, s, random);
+    case undefined:
+      // A code the hub never sends (1006, a proxy's), or one a backend chose: back off and retry.
+      return backoffDelay(attempt, s, random);
+  }
 }

@@ -5,7 +5,13 @@
  * follow it directly is a gap, which the client repairs by resuming (or reports as
  * `recovered: false`), never by handing the app a hole.
  */
-import type { ChannelState, ClientInfo, Position, Publication as WirePublication } from '@herald/protocol';
+import type {
+  ChannelState,
+  ClientInfo,
+  Position,
+  StreamStatus,
+  Publication as WirePublication,
+} from '@herald/protocol';
 import { Emitter } from './emitter.js';
 import type { HeraldClientError } from './errors.js';
 
@@ -26,9 +32,20 @@ export interface RecoveredEvent {
   readonly position: Position;
 }
 
+/** A text stream's text so far (docs/streams.md), after each publication of it. */
+export interface StreamText {
+  /** The stream's id: the offset of the publication that opened it. */
+  readonly id: number;
+  /** All the text so far: appends merged in order, whether they came one by one or rolled up. */
+  readonly text: string;
+  readonly status: StreamStatus;
+}
+
 export interface SubscriptionEvents<T> {
-  /** Each publication, once, in offset order. */
+  /** Each publication, once, in offset order (a text stream's appends may come merged). */
   publication: Publication<T>;
+  /** A text stream on the channel grew or ended. */
+  stream: StreamText;
   /** After every resume from a known position: a reconnect, a transport change, or `since`. */
   recovered: RecoveredEvent;
   state: SubscriptionState;
@@ -51,6 +68,8 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> {
   readonly joinLeave: boolean;
   #position: Position | undefined;
   #state: SubscriptionState = 'subscribing';
+  /** The text streams seen on the channel, by id. */
+  readonly #streams = new Map<number, StreamText>();
   readonly #leave: (sub: Subscription<T>) => void;
 
   /** Created by `Herald.subscribe`, not by apps. */
@@ -102,14 +121,37 @@ export class Subscription<T = unknown> extends Emitter<SubscriptionEvents<T>> {
   /** @internal Hands `pub` to the app unless it is a duplicate. Returns false on a gap (nothing delivered). */
   _deliver(pub: Publication<T>): boolean {
     const p = this.#position;
+    const { stream, append } = pub;
     if (pub.offset !== undefined && pub.epoch !== undefined) {
+      // A rolled-up publication covers offsets from its first piece to its own.
+      const first = append?.from ?? (stream?.rolledUp === true ? (stream.id as number) : pub.offset);
       if (p !== undefined) {
-        if (pub.epoch !== p.epoch || pub.offset > p.offset + 1) return false;
-        if (pub.offset <= p.offset) return true;
-      }
-      this.#position = { offset: pub.offset, epoch: pub.epoch };
+        if (pub.epoch !== p.epoch || first > p.offset + 1) return false;
+        if (pub.offset <= p.offset) {
+          // A joiner's open streams so far lie below its position: new to it, they are not duplicates.
+          if (stream?.rolledUp !== true || this.#streams.has(stream.id as number)) return true;
+        } else this.#position = { offset: pub.offset, epoch: pub.epoch };
+      } else this.#position = { offset: pub.offset, epoch: pub.epoch };
     }
     this._emit('publication', pub);
+    if (stream !== undefined) this.#text(stream.id ?? (pub.offset as number), String(pub.data), stream.status, true);
+    else if (append !== undefined) this.#text(append.to, String(pub.data), append.status ?? 'open', false);
     return true;
+  }
+
+  /** The text of open stream `id` so far; undefined for one not seen open, or closed. */
+  streamText(id: number): StreamText | undefined {
+    return this.#streams.get(id);
+  }
+
+  #text(id: number, data: string, status: StreamStatus, whole: boolean): void {
+    const known = this.#streams.get(id);
+    // An append to a stream never seen open, or after its close, counts for nothing (docs/streams.md).
+    if (!whole && known?.status !== 'open') return;
+    const next = { id, text: whole ? data : (known as StreamText).text + data, status };
+    // A closed stream is forgotten: its last event has the final text, and later appends count for nothing.
+    if (status === 'open') this.#streams.set(id, next);
+    else this.#streams.delete(id);
+    this._emit('stream', next);
   }
 }

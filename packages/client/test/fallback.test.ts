@@ -81,6 +81,31 @@ describe('fallback', () => {
   });
 });
 
+describe('fallback when the first stream comes after connecting', () => {
+  it('moves on to long-polling when the first SSE stream never starts, also after requests went through', async () => {
+    const blocked = await proxy({ refuseUpgrades: true });
+    // Connected on SSE without a stream (nothing subscribed yet): a request works over HTTP. The
+    // first stream, opened by the first subscribe, is held by a buffering proxy and never starts.
+    const client = newClient(blocked.url, {
+      token: () => token(),
+      fetch: (input, init) =>
+        String(input).includes('/sse?') ? new Promise<Response>(() => undefined) : fetch(input, init),
+      connectTimeoutMs: 500,
+      upgradeProbeMs: 0,
+    });
+    const channel = 'fallback:late';
+    await publish(hub, channel, 'earlier');
+    const history = await client.history(channel);
+    assert.equal(client.transport, 'sse', 'connected on SSE, which needed no stream yet');
+    const sub = client.subscribe(channel, { since: { offset: history.offset, epoch: history.epoch } });
+    const log = record(sub);
+    await until(() => client.transport === 'poll' && sub.state === 'subscribed', 'on long-polling', 10_000);
+    await publish(hub, channel, 'later');
+    await until(() => pubs(log).length === 1, 'a publication over long-polling', 10_000);
+    assertExactlyOnceInOrder(log);
+  });
+});
+
 describe('publish retries are applied once', () => {
   for (const transport of TRANSPORTS) {
     it(`over ${transport}: the acknowledgement is lost, the retry answers the first result`, async () => {

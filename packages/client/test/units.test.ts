@@ -52,6 +52,9 @@ describe('reconnect decisions', () => {
     assert.equal(reconnectDelay(4005, true, 1, { ...s, maxReconnectDelayMs: 5000 }, top), 1598);
     assert.equal(reconnectDelay(1006, undefined, 2, s, top), 399);
     assert.equal(reconnectDelay(4010, false, 0, s, top), undefined, "the hub's advice decides unknown codes");
+    assert.equal(reconnectDelay(4008, true, 1, s, top), 199, 'disconnected by the server: backoff');
+    assert.equal(reconnectDelay(4008, false, 0, s, top), undefined, 'reconnect: false always stops');
+    assert.equal(reconnectDelay(1001, false, 0, s, top), undefined, 'even for a code that would reconnect');
   });
 });
 

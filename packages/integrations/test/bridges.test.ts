@@ -139,6 +139,9 @@ describe('MQTT bridge (Mosquitto)', () => {
     await producer.publishAsync(`${prefix}/sensors/s2/reading`, reading, { qos: 1 });
     await producer.publishAsync(`${prefix}/sensors/s2/reading`, JSON.stringify({ t: 19, seq: 2 }), { qos: 1 });
     await eventually(async () => (await history(hub, 'sensors:s2')).length === 2, 'two readings');
+    // The metric counts what happened: two published, the redelivery a duplicate (issue 14, item 17).
+    await eventually(async () => (await bridgeCount(hub, 'duplicate')) === 1, 'the redelivery counted');
+    assert.equal(await bridgeCount(hub, 'published'), 2);
     await integrations.close();
     // While the bridge is away, the broker queues for its session.
     for (let seq = 3; seq <= 5; seq++) {
@@ -150,6 +153,8 @@ describe('MQTT bridge (Mosquitto)', () => {
     await sleep(200);
     const seqs = (await history(hub, 'sensors:s2')).map((p) => p.data.seq);
     assert.deepEqual(seqs, [1, 2, 3, 4, 5]);
+    assert.equal(await bridgeCount(hub, 'published'), 5);
+    assert.equal(await bridgeCount(hub, 'duplicate'), 1);
   });
 });
 
@@ -201,9 +206,10 @@ describe('NATS bridge', () => {
       const bridge = integrations.bridges[0] as unknown as { durableName(s: string): string };
       await jsm.consumers.delete(stream, bridge.durableName(`${subjects}.sensors.*`));
       integrations = await startIntegrations(hub.server, config('all'));
-      await eventually(async () => (await bridgeCount(hub, 'published')) >= 6, 'the replay');
+      await eventually(async () => (await bridgeCount(hub, 'duplicate')) >= 3, 'the replay');
       await sleep(200);
       assert.equal((await history(hub, 'sensors:s1')).length, 3, 'the replay published nothing new');
+      assert.equal(await bridgeCount(hub, 'published'), 3, 'the replay counts as duplicates, not publications');
     } finally {
       await integrations.close();
       await hub.close();
@@ -285,9 +291,10 @@ describe('Redis Streams bridge', () => {
       await integrations.close();
       await redis.xgroup('SETID', key, 'herald-orders', '0');
       integrations = await startIntegrations(hub.server, config);
-      await eventually(async () => (await bridgeCount(hub, 'published')) >= 6, 'the re-read');
+      await eventually(async () => (await bridgeCount(hub, 'duplicate')) >= 3, 'the re-read');
       assert.equal((await history(hub, 'orders:42')).length, 2, 'no duplicate');
       assert.equal((await history(hub, 'orders:43')).length, 1, 'no duplicate');
+      assert.equal(await bridgeCount(hub, 'published'), 3, 'the re-read counts as duplicates');
     } finally {
       await integrations.close();
       await hub.close();

@@ -56,6 +56,11 @@ export interface PublicationFields {
   readonly ts: number;
   /** The publisher's `info`, already serialized, when there is one. */
   readonly infoJson?: string;
+  /**
+   * A text stream's member, already serialized and always last: `"stream":{...}` on the
+   * publication that opens a stream, `"append":{...}` on each append (docs/streams.md).
+   */
+  readonly streamJson?: string;
 }
 
 /** The publication object of PROTOCOL.md section 2, as JSON text, fields in the documented order. */
@@ -66,6 +71,7 @@ export function publicationJson(p: PublicationFields): string {
   if (p.event !== undefined) json += `,"event":${JSON.stringify(p.event)}`;
   json += `,"ts":${p.ts}`;
   if (p.infoJson !== undefined) json += `,"info":${p.infoJson}`;
+  if (p.streamJson !== undefined) json += `,${p.streamJson}`;
   return json + '}';
 }
 

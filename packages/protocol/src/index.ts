@@ -11,10 +11,16 @@ export {
   CloseCode,
   ERROR_CODES,
   HeraldError,
-  isErrorCode,
+  UNSUBSCRIBE_CODES,
   UnsubscribeCode,
+  closeCodeForError,
+  closeCodeInfo,
+  closeInfo,
+  isErrorCode,
   type CloseCodeInfo,
   type ErrorCode,
+  type RetryPolicy,
+  type UnsubscribeCodeInfo,
   type WireError,
 } from './codes.js';
 export {
@@ -28,6 +34,23 @@ export {
 } from './codec.js';
 export { cursorEntry, decodeCursor, encodeCursor, isValidEpoch } from './cursor.js';
 export {
+  connectResultJson,
+  disconnectPushJson,
+  historyResultJson,
+  joinLeavePushJson,
+  resultReplyJson,
+  subscribeResultJson,
+  unsubPushJson,
+  subPushJson,
+  type ConnectResult,
+  type HistoryResult,
+  type PresenceResult,
+  type PublishResult,
+  type RefreshResult,
+  type ResultOf,
+  type SubscribeResult,
+} from './results.js';
+export {
   METHODS,
   type ChannelState,
   type ClientInfo,
@@ -35,6 +58,9 @@ export {
   type DisconnectInfo,
   type Method,
   type Position,
+  type AppendInfo,
   type Publication,
+  type StreamInfo,
+  type StreamStatus,
   type Push,
 } from './types.js';

@@ -17,6 +17,30 @@ export interface Publication {
   readonly ts: number;
   /** The publishing client's `info` claim, when a client published it. */
   readonly info?: unknown;
+  /** On a publication that opens a text stream, or the text so far rolled up (docs/streams.md). */
+  readonly stream?: StreamInfo;
+  /** On an append to a text stream: `data` is the text to add (docs/streams.md). */
+  readonly append?: AppendInfo;
+}
+
+/** How a text stream ends; `open` while it goes on. */
+export type StreamStatus = 'open' | 'done' | 'error' | 'aborted';
+
+export interface StreamInfo {
+  /** The stream's id: the offset of the publication that opened it (absent on that publication itself). */
+  readonly id?: number;
+  readonly status: StreamStatus;
+  /** Present when this publication holds the stream's text so far, through its `offset`. */
+  readonly rolledUp?: true;
+}
+
+export interface AppendInfo {
+  /** The stream appended to. */
+  readonly to: number;
+  /** The first offset this publication covers when it merges several appends (absent: just its own). */
+  readonly from?: number;
+  /** Set on the append that closes the stream. */
+  readonly status?: Exclude<StreamStatus, 'open'>;
 }
 
 export interface ClientInfo {
@@ -25,7 +49,8 @@ export interface ClientInfo {
   readonly info?: unknown;
 }
 
-export type Method = 'connect' | 'subscribe' | 'unsubscribe' | 'publish' | 'presence' | 'history' | 'refresh' | 'ping';
+export type Method =
+  'connect' | 'subscribe' | 'unsubscribe' | 'publish' | 'presence' | 'history' | 'refresh' | 'ping' | 'rpc';
 
 export const METHODS: readonly Method[] = [
   'connect',
@@ -36,6 +61,8 @@ export const METHODS: readonly Method[] = [
   'history',
   'refresh',
   'ping',
+  /** Extension: a call to the application's backend through its `rpc` hook (docs/protocol-extensions.md). */
+  'rpc',
 ];
 
 export interface Command {

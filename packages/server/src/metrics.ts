@@ -4,7 +4,6 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from './core/hub.js';
-import { TRANSPORTS } from './core/stats.js';
 
 export function createMetrics(hub: Hub): Registry {
   const registry = new Registry();
@@ -17,7 +16,7 @@ export function createMetrics(hub: Hub): Registry {
     labelNames: ['transport'],
     registers: [registry],
     collect() {
-      for (const t of TRANSPORTS) this.set({ transport: t }, stats.connections[t]);
+      for (const [t, n] of Object.entries(stats.connections)) this.set({ transport: t }, n);
     },
   });
   new Gauge({
@@ -32,6 +31,8 @@ export function createMetrics(hub: Hub): Registry {
     name: 'herald_broker_up',
     help: '1 while the broker is connected.',
     registers: [registry],
+    // Summed over the workers of one machine it would read 2; any worker without it is a problem.
+    aggregator: 'min',
     collect() {
       this.set(hub.broker.ready ? 1 : 0);
     },
@@ -63,7 +64,7 @@ export function createMetrics(hub: Hub): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of TRANSPORTS) this.inc({ transport: t }, stats.deliveries[t]);
+      for (const [t, n] of Object.entries(stats.deliveries)) this.inc({ transport: t }, n);
     },
   });
   return registry;

@@ -11,21 +11,26 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CloseCode, HeraldError } from '@herald/protocol';
+import { CloseCode, HeraldError, closeInfo } from '@herald/protocol';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ApiKey } from './auth/api-key.js';
 import { isOriginAllowed, originPolicy } from './auth/origin.js';
+import { PublicKeyError } from './auth/public-keys.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { MemoryBroker } from './broker/memory-broker.js';
 import { Hub } from './core/hub.js';
-import { Admission, type AdmissionVerdict } from './http/admission.js';
+import { BackendHooks } from './hooks/backend-hooks.js';
+import { HookRefresher } from './hooks/refresher.js';
+import { Admission, type AdmissionControl, type AdmissionVerdict } from './http/admission.js';
 import { ApiRoutes } from './http/api.js';
 import { closeIdleHttp2Sessions } from './http/h2-idle.js';
 import { refuseUpgrade, sendError, sendJson, sendThrown } from './http/respond.js';
 import { createMetrics } from './metrics.js';
-import { resolveOptions, type HeraldOptions, type ResolvedOptions } from './options.js';
+import { OptionsError, resolveOptions, type HeraldOptions, type ResolvedOptions } from './options.js';
 import { MemoryPresence } from './presence/memory-presence.js';
+import { MemoryRevocationStore } from './revocation/memory-store.js';
+import { Revocations } from './revocation/revocations.js';
 import { corsHeaders, type TransportContext } from './transports/context.js';
 import { PollTransport } from './transports/poll.js';
 import { SseTransport } from './transports/sse.js';
@@ -71,6 +76,9 @@ function destroyOnError(this: Duplex): void {
   this.destroy();
 }
 
+/** The verdict for a client that closed its connection while its admission was being decided. */
+const CLIENT_LEFT: AdmissionVerdict = { ok: false, reason: 'the client closed its connection', retryAfterSeconds: 0 };
+
 export class HeraldServer {
   readonly hub: Hub;
   /** Plain HTTP/1.1, or with `tls` an HTTPS server speaking HTTP/2 and HTTP/1.1 (upgrades come over 1.1). */
@@ -78,6 +86,8 @@ export class HeraldServer {
   readonly metrics: Registry;
   readonly options: Readonly<ResolvedOptions>;
   readonly logger: Logger;
+  /** Revoked tokens on this node, fed by the revocation store (`POST /api/revoke`). */
+  readonly revocations: Revocations;
   /** Extra upgrade handlers by path (the Socket.IO adapter uses `/socket.io/`). */
   readonly #upgradeHandlers = new Map<string, UpgradeHandlerEntry>();
   /** Extra HTTP routes added at run time (integrations), tried before the server API; see `addRoutes`. */
@@ -88,11 +98,20 @@ export class HeraldServer {
   readonly #poll: PollTransport;
   readonly #api: ApiRoutes;
   /** Per-address and hub-wide limits on new connections (HTTP 429 before any upgrade or stream). */
-  readonly #admission: Admission;
+  readonly #admission: AdmissionControl;
   /** TLS sockets of the HTTPS server, which has no closeAllConnections() to end them on drain. */
   readonly #tlsSockets = new Set<Duplex>();
+  /**
+   * Sockets that upgrade handlers (Socket.IO) took. The hub's own /ws cuts its sockets itself; a
+   * plugin's may wait for a close handshake its peer never answers, so the drain cuts what is left.
+   */
+  readonly #pluginSockets = new Set<Duplex>();
+  readonly #forgetPluginSocket: (this: Duplex) => void;
   #expirySweep: NodeJS.Timeout | undefined;
+  /** Extends hook-authenticated connections before they expire (the refresh hook). */
+  readonly #refresher: HookRefresher | undefined;
   #draining: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
 
   constructor(options: HeraldOptions) {
     const o = resolveOptions(options);
@@ -103,6 +122,8 @@ export class HeraldServer {
       broker,
       presence: o.presence ?? new MemoryPresence(),
       logger: this.logger,
+      ...(o.node === undefined ? {} : { node: o.node }),
+      streamWindowMs: o.streamWindowMs,
       limits: {
         maxMessageBytes: o.maxMessageBytes,
         historySize: o.historySize,
@@ -112,20 +133,25 @@ export class HeraldServer {
         maxSessionsPerUser: o.maxConnectionsPerUser,
       },
     });
-    this.#admission = new Admission({
-      maxConnectionsPerIp: o.maxConnectionsPerIp,
-      connectionRatePerIp: o.connectionRatePerIp,
-      connectionRate: o.connectionRate,
-    });
-    this.#ctx = {
+    this.#admission =
+      o.admission ??
+      new Admission({
+        maxConnectionsPerIp: o.maxConnectionsPerIp,
+        connectionRatePerIp: o.connectionRatePerIp,
+        connectionRate: o.connectionRate,
+      });
+    this.revocations = new Revocations({
+      store: o.revocations ?? new MemoryRevocationStore(),
       hub: this.hub,
-      tokens: new TokenVerifier({
-        secret: o.jwtSecret,
-        leewaySeconds: o.jwtLeewaySeconds,
-        anonymousChannels: o.anonymousChannels,
-        ...(o.jwtAudience === undefined ? {} : { audience: o.jwtAudience }),
-        ...(o.jwtIssuer === undefined ? {} : { issuer: o.jwtIssuer }),
-      }),
+      policy: { maxLifetimeSeconds: o.jwtMaxLifetimeSeconds, leewaySeconds: o.jwtLeewaySeconds },
+      logger: this.logger,
+    });
+    const hooks = o.hooks === undefined ? undefined : new BackendHooks(o.hooks, this.logger);
+    this.#refresher = hooks?.has('refresh') === true ? new HookRefresher(this.hub, hooks) : undefined;
+    this.#ctx = {
+      ...(hooks === undefined ? {} : { hooks }),
+      hub: this.hub,
+      tokens: tokenVerifier(o, this.revocations),
       origins: originPolicy(o.origins),
       logger: this.logger,
       tokenCookie: o.tokenCookie,
@@ -138,8 +164,18 @@ export class HeraldServer {
     this.#ws = new WebSocketTransport(this.#ctx, o.maxMessageBytes + FRAME_OVERHEAD_BYTES);
     this.#sse = new SseTransport(this.#ctx);
     this.#poll = new PollTransport(this.#ctx);
-    this.#api = new ApiRoutes(this.#ctx, new ApiKey(o.apiKey), o.maxMessageBytes + FRAME_OVERHEAD_BYTES);
+    this.#api = new ApiRoutes(this.#ctx, new ApiKey(o.apiKey), {
+      maxBodyBytes: o.maxMessageBytes + FRAME_OVERHEAD_BYTES,
+      maxBatchBodyBytes: o.maxBatchBodyBytes,
+      maxBatchItems: o.maxBatchItems,
+      revocations: this.revocations,
+    });
     this.metrics = createMetrics(this.hub);
+    hooks?.register(this.metrics);
+    const pluginSockets = this.#pluginSockets;
+    this.#forgetPluginSocket = function (this: Duplex) {
+      pluginSockets.delete(this);
+    };
     const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void =>
       this.#onRequest(req, res);
     // With allowHTTP1, HTTP/1.1 connections on the TLS server go through node:http's own
@@ -196,10 +232,27 @@ export class HeraldServer {
     });
   }
 
+  /**
+   * Starts the hub, its broker and the token sweeps without listening: for a hub embedded in an
+   * application's own server (`attachHerald`, `heraldFetchHandler`). Idempotent; `listen` calls it.
+   */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    await this.hub.start();
+    await this.revocations.start();
+    if (!(await this.#ctx.tokens.prefetchKeys())) {
+      this.logger.warn({ jwksUrl: this.options.jwksUrl }, 'the JWKS could not be fetched at start; tokens wait for it');
+    }
+    this.#expirySweep = setInterval(() => this.#endExpired(), 1_000).unref();
+  }
+
   /** Starts the hub and its broker, then listens. Resolves with the bound address. */
   async listen(port: number, host: string): Promise<AddressInfo> {
-    await this.hub.start();
-    this.#expirySweep = setInterval(() => this.#endExpired(), 1_000).unref();
+    await this.start();
     await new Promise<void>((resolve, reject) => {
       this.httpServer.once('error', reject);
       this.httpServer.listen(port, host, () => {
@@ -225,9 +278,18 @@ export class HeraldServer {
    * plugin opens outside the hub's own routes, such as a Socket.IO session. When admitted, call
    * `release` once the connection ends; when refused, answer 429 `rate_limited` with
    * `Retry-After: retryAfterSeconds`, as the hub does. Admits everything when no limit is set.
+   * A promise when the limits are counted in another process (`admission` option): await it.
    */
-  admit(req: IncomingMessage): AdmissionVerdict {
-    return this.#admission.admit(req.socket?.remoteAddress);
+  admit(req: IncomingMessage): AdmissionVerdict | Promise<AdmissionVerdict> {
+    const verdict = this.#admission.admit(req.socket?.remoteAddress);
+    if (!(verdict instanceof Promise)) return verdict;
+    // Decided in another process: a client that left meanwhile gives its slot back here, once
+    // for every caller, rather than holding it with nothing left to release it on close.
+    return verdict.then((v) => {
+      if (!v.ok || req.socket?.destroyed !== true) return v;
+      v.release();
+      return CLIENT_LEFT;
+    });
   }
 
   /**
@@ -260,8 +322,8 @@ export class HeraldServer {
     // Not ready from here on: /readyz answers 503 and new connections are refused with 503 while
     // the listener stays open for the load balancer to see it, until the clients have gone.
     this.hub.stopAccepting();
-    const goodbye = { code: CloseCode.GoingAway, reason: 'hub going away', reconnect: true };
-    let sessions = [...this.hub.sessions];
+    const goodbye = closeInfo(CloseCode.GoingAway);
+    let sessions = this.hub.sessions();
     while (sessions.length > 0) {
       for (const session of sessions.slice(0, batchSize)) this.hub.endSession(session, goodbye);
       sessions = sessions.slice(batchSize);
@@ -273,21 +335,40 @@ export class HeraldServer {
     // responses ending), but no longer than the transports' own grace before they cut sockets.
     const goodbyeDeadline = Date.now() + DRAIN_GOODBYE_MS;
     await new Promise((r) => setTimeout(r, 50));
-    while ((this.#ws.size > 0 || this.#sse.size > 0) && Date.now() < goodbyeDeadline) {
+    while ((this.#ws.size > 0 || this.#sse.size > 0 || this.#pluginSockets.size > 0) && Date.now() < goodbyeDeadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const closed = new Promise<void>((resolve) => this.httpServer.close(() => resolve()));
     this.#ws.close();
+    await this.revocations.close();
     await this.hub.close();
     if ('closeAllConnections' in this.httpServer) this.httpServer.closeAllConnections();
+    // Whatever is still open had its goodbye and its grace: a peer that never completes a close
+    // (or stopped reading) must not hold the process. httpServer.close() waits for every socket.
+    for (const socket of this.#pluginSockets) socket.destroy();
     for (const socket of this.#tlsSockets) socket.destroy();
     await closed;
   }
 
   #endExpired(): void {
+    this.#refresher?.sweep();
     for (const session of [...this.hub.expiredSessions()]) {
-      this.hub.endSession(session, { code: CloseCode.TokenExpired, reason: 'token expired', reconnect: true });
+      this.hub.endSession(session, closeInfo(CloseCode.TokenExpired));
     }
+  }
+
+  /**
+   * Answers one HTTP request with the hub's routes (`/sse`, `/poll`, `/api/...`, health, metrics),
+   * 404 for any other path. The seam for embedding: `req.url` is the path as the hub sees it,
+   * with any prefix of the host application already removed.
+   */
+  handleRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.#onRequest(req, res);
+  }
+
+  /** Takes one upgrade request (`/ws`, or a plugin's path such as `/socket.io/`); see `handleRequest`. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#onUpgrade(req, socket, head);
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -303,20 +384,47 @@ export class HeraldServer {
     const plugin = url.pathname === '/ws' ? undefined : this.#upgradeHandlerFor(url.pathname);
     // Without limits there is nothing to track: no peer-address lookup, no listener per connection.
     if (this.#admission.enabled && plugin?.ownAdmission !== true) {
-      const verdict = this.#admission.admit(req.socket.remoteAddress);
-      if (!verdict.ok) {
-        return refuseUpgrade(socket, 'rate_limited', verdict.reason, {
-          'Retry-After': String(verdict.retryAfterSeconds),
-        });
+      const verdict = this.admit(req);
+      if (verdict instanceof Promise) {
+        // Counted in another process: the socket waits unread (its bytes stay buffered) meanwhile.
+        verdict.then(
+          (v) => this.#admitted(v, socket) && this.#upgrade(req, socket, head, url, plugin),
+          () => socket.destroy(),
+        );
+        return;
       }
-      socket.once('close', verdict.release);
+      if (!this.#admitted(verdict, socket)) return;
     }
+    this.#upgrade(req, socket, head, url, plugin);
+  }
+
+  /** Answers a refused upgrade with 429; ties an admitted one's release to its socket. */
+  #admitted(verdict: AdmissionVerdict, socket: Duplex): boolean {
+    if (!verdict.ok) {
+      refuseUpgrade(socket, 'rate_limited', verdict.reason, { 'Retry-After': String(verdict.retryAfterSeconds) });
+      return false;
+    }
+    socket.once('close', verdict.release);
+    return true;
+  }
+
+  #upgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    url: URL,
+    plugin: UpgradeHandlerEntry | undefined,
+  ): void {
     try {
       if (url.pathname === '/ws') {
         this.#ws.handleUpgrade(req, socket, head, url);
         return;
       }
-      if (plugin !== undefined) return plugin.handler(req, socket, head);
+      if (plugin !== undefined) {
+        this.#pluginSockets.add(socket);
+        socket.on('close', this.#forgetPluginSocket);
+        return plugin.handler(req, socket, head);
+      }
       refuseUpgrade(socket, 'not_found', `no WebSocket endpoint at ${url.pathname}`);
     } catch (error) {
       this.logger.error({ err: error }, 'upgrade failed');
@@ -330,9 +438,8 @@ export class HeraldServer {
   }
 
   /** Admission for an SSE stream or a poll: answers 429 itself and returns false when refused. */
-  #admit(req: IncomingMessage, res: ServerResponse): boolean {
-    if (!this.#admission.enabled) return true;
-    const verdict = this.#admission.admit(req.socket?.remoteAddress);
+  async #admit(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const verdict = await this.admit(req);
     if (!verdict.ok) {
       sendError(res, 'rate_limited', verdict.reason, {
         'Retry-After': String(verdict.retryAfterSeconds),
@@ -379,18 +486,19 @@ export class HeraldServer {
           ? sendJson(res, 200, '{"status":"ready"}')
           : sendError(res, 'not_ready', 'the hub is starting, draining or has lost its broker');
       case '/metrics': {
-        const text = await this.metrics.metrics();
+        const own = this.options.metricsText;
+        const text = own === undefined ? await this.metrics.metrics() : await own();
         res.writeHead(200, { 'Content-Type': this.metrics.contentType });
         res.end(text);
         return;
       }
       case '/sse':
         if (req.method !== 'GET') return sendError(res, 'method_not_allowed', 'use GET');
-        if (!this.#admit(req, res)) return;
+        if (this.#admission.enabled && !(await this.#admit(req, res))) return;
         return this.#sse.handle(req, res, url);
       case '/poll':
         if (req.method !== 'GET') return sendError(res, 'method_not_allowed', 'use GET');
-        if (!this.#admit(req, res)) return;
+        if (this.#admission.enabled && !(await this.#admit(req, res))) return;
         return this.#poll.handle(req, res, url);
       case '/ws':
         return sendError(res, 'bad_request', 'this endpoint needs a WebSocket upgrade');
@@ -412,5 +520,27 @@ export class HeraldServer {
       'Access-Control-Max-Age': '600',
     });
     res.end();
+  }
+}
+
+/** The token checks the options ask for; a configured key that cannot be used names its option. */
+function tokenVerifier(o: Readonly<ResolvedOptions>, revocations: Revocations): TokenVerifier {
+  try {
+    return new TokenVerifier({
+      ...(o.jwtSecret === undefined ? {} : { secret: o.jwtSecret }),
+      ...(o.jwtPublicKey === undefined ? {} : { publicKey: o.jwtPublicKey }),
+      ...(o.jwksUrl === undefined
+        ? {}
+        : { jwks: { url: o.jwksUrl, cacheSeconds: o.jwksCacheSeconds, cooldownSeconds: o.jwksCooldownSeconds } }),
+      leewaySeconds: o.jwtLeewaySeconds,
+      maxLifetimeSeconds: o.jwtMaxLifetimeSeconds,
+      anonymousChannels: o.anonymousChannels,
+      ...(o.jwtAudience === undefined ? {} : { audience: o.jwtAudience }),
+      ...(o.jwtIssuer === undefined ? {} : { issuer: o.jwtIssuer }),
+      revocations,
+    });
+  } catch (error) {
+    if (error instanceof PublicKeyError) throw new OptionsError('jwtPublicKey', error.message);
+    throw error;
   }
 }

@@ -73,9 +73,30 @@ describe('server API', () => {
     assert.deepEqual(history.body.publications[0].info, { role: 'bot' });
     assertError(await api(hub, 'POST', '/api/publish', { channel: 'other:1', data: 1 }, jwt), 403, 'forbidden');
     assertError(await api(hub, 'GET', '/api/channels', undefined, jwt), 403, 'forbidden');
-    assertError(await api(hub, 'GET', '/api/channels/jwt:1/history', undefined, jwt), 403, 'forbidden');
+    // History and presence need `channels` patterns (v1.1); this token has only `publish` ones.
+    const publishOnly = await token({ sub: 'svc', channels: [], publish: ['jwt:*'] });
+    assertError(await api(hub, 'GET', '/api/channels/jwt:1/history', undefined, publishOnly), 403, 'forbidden');
     const expired = await token({ sub: 'svc', publish: ['jwt:*'], expiresIn: -10 });
     assertError(await api(hub, 'POST', '/api/publish', { channel: 'jwt:1', data: 1 }, expired), 401, 'unauthorized');
+  });
+
+  it('keeps the _herald: namespace to the hub: 403 for the API key, client tokens and client commands', async () => {
+    const anything = await token({ sub: 'mallory', publish: ['*'], channels: ['*'] });
+    assertError(await api(hub, 'POST', '/api/publish', { channel: '_herald:stats', data: 1 }), 403, 'forbidden');
+    assertError(
+      await api(hub, 'POST', '/api/publish', { channel: '_herald:stats', data: 1 }, anything),
+      403,
+      'forbidden',
+    );
+    const ws = new WsTestClient(hub.wsUrl);
+    await ws.opened;
+    await ws.call('connect', { token: anything });
+    const refused = await ws.call('publish', { channel: '_herald:stats', data: { fake: true } });
+    assert.equal(refused.error?.code, 'forbidden');
+    assert.match(refused.error?.message ?? '', /reserved/);
+    ws.close();
+    const accepted = await hub.server.hub.publishInternal({ channel: '_herald:stats', data: 1, ephemeral: true });
+    assert.deepEqual(accepted, {}, 'the hub itself may');
   });
 
   it('answers 401 without credentials or with a wrong key', async () => {
@@ -159,7 +180,8 @@ describe('server API', () => {
     assertError(await api(hub, 'GET', '/nothing-here'), 404, 'not_found');
     assertError(await api(hub, 'GET', '/api/publish'), 405, 'method_not_allowed');
     assertError(await api(hub, 'POST', '/api/channels', {}), 405, 'method_not_allowed');
-    assertError(await api(hub, 'DELETE', '/api/channels/a/history'), 405, 'method_not_allowed');
+    assertError(await api(hub, 'PUT', '/api/channels/a/history'), 405, 'method_not_allowed');
+    assertError(await api(hub, 'DELETE', '/api/channels/a/presence'), 405, 'method_not_allowed');
     assertError(await api(hub, 'POST', '/api/channels/a/presence', {}), 405, 'method_not_allowed');
   });
 

@@ -126,7 +126,7 @@ describe('metrics', () => {
     assert.equal(grew('herald_auth_failures_total'), 1);
     ws.close();
     sse.close();
-    await until(() => hub.server.hub.sessions.size === 0, 'the clients to go');
+    await until(() => hub.server.hub.sessionCount === 0, 'the clients to go');
     const closed = await metrics(hub);
     assert.equal(closed.get('herald_connections{transport="websocket"}'), 0);
     assert.equal(closed.get('herald_connections{transport="sse"}'), 0);
@@ -181,7 +181,7 @@ describe('graceful drain (library)', () => {
     const stalled = await WsTestClient.connect(hub.wsUrl, alice);
     const stalledSocket = (stalled.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     stalledSocket.pause();
-    await until(() => hub.server.hub.sessions.size >= 4, 'every session');
+    await until(() => hub.server.hub.sessionCount >= 4, 'every session');
 
     const drained = hub.server.drain();
     await until(() => ws.closeCode !== undefined, 'the WebSocket close');

@@ -126,6 +126,43 @@ describe('MemoryBroker', () => {
     assert.equal((await broker.history('a', { since: { offset: 6, epoch } })).recovered, false);
   });
 
+  it('keeps exactly the newest `size` across many trims and compactions, with every window readable', async () => {
+    const size = 700;
+    const { broker, start, advance } = setup({ size, ttlSeconds: 60 });
+    await start();
+    let epoch = '';
+    for (let i = 1; i <= 5_000; i++) {
+      const { record } = await broker.publish(draft('a', i));
+      epoch = record.epoch;
+      // Check around the moments the retained window is compacted (every 1024 dropped or more).
+      if (i % 997 === 0 || i === 1_024 + size || i === 2_048 + size + 1) {
+        const all = await broker.history('a', {});
+        const kept = Math.min(i, size);
+        assert.equal(all.publications.length, kept, `retained after ${i}`);
+        assert.equal(all.publications[0]?.offset, i - kept + 1);
+        assert.equal(all.publications.at(-1)?.offset, i);
+        const since = await broker.history('a', { since: { offset: i - 10, epoch }, limit: 3 });
+        assert.deepEqual(
+          since.publications.map((p) => JSON.parse(p.json).data),
+          [i - 9, i - 8, i - 7],
+        );
+        const oldest = i - kept;
+        assert.equal((await broker.history('a', { since: { offset: oldest, epoch } })).recovered, true);
+        if (oldest > 0)
+          assert.equal((await broker.history('a', { since: { offset: oldest - 1, epoch } })).recovered, false);
+      }
+    }
+    // Age drops the rest; the position stays and the next publication continues it.
+    advance(61_000);
+    assert.deepEqual(await broker.history('a', {}), { publications: [], top: { offset: 5_000, epoch } });
+    const next = await broker.publish(draft('a', 'next'));
+    assert.equal(next.record.offset, 5_001);
+    assert.deepEqual(
+      (await broker.history('a', { since: { offset: 5_000, epoch } })).publications.map((p) => p.offset),
+      [5_001],
+    );
+  });
+
   it('trims by age (TTL) but keeps the stream position', async () => {
     const { broker, start, advance } = setup({ ttlSeconds: 10 });
     await start();

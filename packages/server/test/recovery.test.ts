@@ -87,10 +87,38 @@ describe('mergeRecovery', () => {
     }
   });
 
-  it('never returns a history read that stops short of the top', () => {
-    const merged = mergeRecovery({ offset: 2, epoch: 'E' }, history(range(3, 4), 8, true), []);
-    assert.equal(merged.recovered, false);
-    assert.deepEqual(merged.publications, []);
+  it('takes a read that stops short of the top as a page: the rest is read from where it ended', () => {
+    const merged = mergeRecovery({ offset: 2, epoch: 'E' }, history(range(3, 4), 8, true), [rec(9)]);
+    assert.equal(merged.recovered, true);
+    assert.deepEqual(offsets(merged.publications), [3, 4]);
+    assert.deepEqual(merged.position, { offset: 4, epoch: 'E' });
+    assert.equal(merged.more, true);
+    assert.deepEqual(merged.live, [], 'nothing goes live before the pages meet what is held');
+  });
+
+  it('reads on, instead of giving up, when held publications were dropped for the queue bound', () => {
+    const held = [rec(9), rec(10)];
+    const complete = mergeRecovery({ offset: 2, epoch: 'E' }, history(range(3, 6), 6, true), held);
+    assert.equal(complete.recovered, false, 'nothing was dropped: a hole means the broker lost 7 and 8');
+    const dropped = mergeRecovery({ offset: 2, epoch: 'E' }, history(range(3, 6), 6, true), {
+      records: held,
+      dropped: { offset: 8, epoch: 'E' },
+    });
+    assert.equal(dropped.recovered, true);
+    assert.equal(dropped.more, true, 'the dropped 7 and 8 are in history: read on from 6');
+    assert.deepEqual(dropped.position, { offset: 6, epoch: 'E' });
+    const emptied = mergeRecovery({ offset: 2, epoch: 'E' }, history(range(3, 6), 6, true), {
+      records: [],
+      dropped: { offset: 8, epoch: 'E' },
+    });
+    assert.equal(emptied.more, true, 'nothing held at all: still read on up to what was dropped');
+  });
+
+  it('reads on from the top when a plain subscribe lost held publications to the bound', () => {
+    const merged = mergeRecovery(undefined, history([], 5), { records: [rec(8)], dropped: { offset: 7, epoch: 'E' } });
+    assert.equal(merged.recovered, undefined);
+    assert.equal(merged.more, true);
+    assert.deepEqual(merged.position, { offset: 5, epoch: 'E' });
   });
 
   it('drops live publications of another epoch', () => {

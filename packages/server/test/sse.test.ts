@@ -47,6 +47,24 @@ describe('SSE stream', () => {
     stream.close();
   });
 
+  it('sends retry: in the first event block, so no client sees an event without data', async () => {
+    // fetch-event-source reports a block with no data: line as an empty message (issue 14, item 6).
+    const response = await fetch(`${hub.url}/sse?${streamQuery(['s:retry'])}`, {
+      headers: { authorization: `Bearer ${await token()}` },
+    });
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const first = text.slice(0, text.indexOf('\n\n')).split('\n');
+    assert.match(first[0] ?? '', /^retry: \d+$/);
+    assert.ok(first.includes('event: herald.connected'), JSON.stringify(first));
+    assert.ok(
+      first.some((line) => line.startsWith('data: {')),
+      JSON.stringify(first),
+    );
+  });
+
   it('sends each publication as one event: id cursor, event line only when it has an event, data', async () => {
     const stream = await open(['s:events']);
     await until(() => stream.events.length >= 1, 'herald.connected');

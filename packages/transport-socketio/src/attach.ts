@@ -5,8 +5,8 @@
  * The `socket.io` package does the protocol; this module only routes to it. It does not use
  * engine.io's `attach()`, which would put a second `upgrade` listener next to the hub's (the hub
  * refuses unknown upgrade paths, so both would answer). Instead the engine is created unattached,
- * upgrades come through `HeraldServer.addUpgradeHandler`, and requests under the path are taken
- * before the hub's router. Origins, readiness, tokens and admission control follow the hub's own
+ * upgrades come through `HeraldServer.addUpgradeHandler`, and requests under the path through
+ * `HeraldServer.addRoutes`: the plugin uses the hub's extension points and nothing else. Origins, readiness, tokens and admission control follow the hub's own
  * rules: each Engine.IO session counts as one connection from its handshake until it closes.
  */
 import { randomBytes } from 'node:crypto';
@@ -16,9 +16,11 @@ import type { Duplex } from 'node:stream';
 import { HeraldError } from '@herald/protocol';
 import {
   authenticate,
+  hookClientOf,
   isOriginAllowed,
   refuseUpgrade,
   sendError,
+  type AdmissionVerdict,
   type Credentials,
   type HeraldServer,
   type TransportContext,
@@ -125,7 +127,7 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
   };
   engine.on('connection', (conn: EngineSocket) => {
     const sid = sidOf.get(conn.request);
-    const wire = new Wire(conn, handshakeSocket.get(conn.request) ?? conn.request.socket);
+    const wire = new Wire(conn, handshakeSocket.get(conn.request) ?? conn.request.socket, hub.limits.maxQueueBytes);
     wireOf.set(conn, wire);
     // The admission slot of the handshake now belongs to the session, whatever its transport becomes.
     const release = admissionOf.get(conn.request);
@@ -140,9 +142,25 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
 
   // ---- admission: a new Engine.IO session is one connection, as a WebSocket or an SSE stream --
   function admitHandshake(req: IncomingMessage, callback: (err: string | null | undefined, ok: boolean) => void): void {
+    const decided = server.admit(req);
+    if (decided instanceof Promise) {
+      // Counted in another process (herald serve --workers): decide when it answers.
+      decided.then(
+        (verdict) => admitted(req, verdict, callback),
+        () => callback('admission failed', false),
+      );
+      return;
+    }
+    admitted(req, decided, callback);
+  }
+
+  function admitted(
+    req: IncomingMessage,
+    verdict: AdmissionVerdict,
+    callback: (err: string | null | undefined, ok: boolean) => void,
+  ): void {
     const socket = handshakeSocket.get(req);
     const res = handshakeResponse.get(req);
-    const verdict = server.admit(req);
     if (!verdict.ok) {
       // Engine.IO's own refusal would be 403 (polling) or 400 (WebSocket); the hub answers 429 with
       // Retry-After. Engine.IO then finds the answer sent (or the socket ended) and adds nothing.
@@ -164,19 +182,16 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
   }
 
   // ---- routing -------------------------------------------------------------------------------
-  const http = server.httpServer;
-  const hubListeners = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
-  http.removeAllListeners('request');
-  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (req.url?.startsWith(o.path) === true) return onRequest(req, res);
-    for (const listener of hubListeners) listener.call(http, req, res);
+  // Requests under the path come through the hub's own route table (which has already copied an
+  // HTTP/2 `:authority` into `host`, for the same-host origin check).
+  server.addRoutes((req, res, url) => {
+    if (!url.pathname.startsWith(o.path)) return false;
+    onRequest(req, res);
+    return true;
   });
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    // HTTP/2 (the hub with TLS) carries the host in `:authority`; the same-host origin check needs it.
-    const authority = req.headers[':authority'];
-    if (req.headers.host === undefined && typeof authority === 'string') req.headers.host = authority;
-    const refusal = refuse(req);
+    const refusal = unsupportedProtocol(req.url) ?? refuse(req);
     if (refusal !== undefined) return sendError(res, refusal.code, refusal.message);
     const sid = querySid(req.url);
     if (sid === undefined) handshakeResponse.set(req, res);
@@ -188,7 +203,7 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     o.path,
     (req, socket, head) => {
       const refusal = o.transports.includes('websocket')
-        ? refuse(req)
+        ? (unsupportedProtocol(req.url) ?? refuse(req))
         : new HeraldError('not_found', 'no WebSocket here');
       if (refusal !== undefined) return refuseUpgrade(socket, refusal.code, refusal.message);
       const sid = querySid(req.url);
@@ -216,11 +231,12 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
     const verify = async (): Promise<Credentials> => {
       const token = tokenOf(socket, ctx);
       if (token === null) {
-        hub.stats.authFailures++;
+        hub.countAuthFailure();
         throw new HeraldError('unauthorized', 'auth.token must be a string');
       }
-      const credentials = await authenticate(ctx, token);
-      hub.admitUser(credentials.userId);
+      // Without a token, the connect hook (when configured) decides from the handshake's cookie.
+      const credentials = await authenticate(ctx, token, hookClientOf(ctx, socket.request, 'socketio'));
+      await hub.admitUserEverywhere(credentials.userId);
       return credentials;
     };
     verify().then(
@@ -239,28 +255,24 @@ export function attachSocketIo(server: HeraldServer, options: SocketIoOptions = 
       socket.disconnect(true);
       return;
     }
-    if (!hub.ready) {
-      // Draining or broker lost between the handshake and here: a transport close makes the client retry.
-      socket.conn.close();
-      return;
-    }
-    const connection = new SocketIoConnection(ctx, socket, wire);
-    let session;
     try {
-      session = hub.openSession(connection, credentials);
+      new SocketIoConnection(ctx, socket, wire, credentials.hookClient).start(credentials);
     } catch (error) {
+      if (error instanceof HeraldError && error.code === 'not_ready') {
+        // Draining or broker lost between the handshake and here: a transport close makes the client retry.
+        socket.conn.close();
+        return;
+      }
       // The per-user cap, reached between the middleware and here.
       socket.emit(HERALD_EVENTS.error, { event: 'connect', ...connectError(error).data });
       socket.disconnect(true);
-      return;
     }
-    connection.start(session);
   });
 
   const close = (): void => {
     engine.close();
   };
-  http.once('close', close);
+  server.httpServer.once('close', close);
   return { io, close };
 }
 
@@ -296,6 +308,23 @@ function cookie(header: string | undefined, name: string): string | undefined {
 function connectError(error: unknown): Error & { data: ConnectErrorData } {
   const e = error instanceof HeraldError ? error : new HeraldError('internal', 'internal error');
   return Object.assign(new Error(e.message), { data: { code: e.code, message: e.message } });
+}
+
+/**
+ * Engine.IO protocol 4 only (socket.io-client 3.x and 4.x). Another version, or none (which
+ * engine.io takes for 3), is refused here, before the handshake or the upgrade: engine.io's own
+ * refusal is a numeric code that old clients show as a bare `xhr poll error`, and over WebSocket
+ * it came after the 101, where no client reads it.
+ */
+function unsupportedProtocol(url: string | undefined): HeraldError | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  const eio = url === undefined || q === -1 ? null : new URLSearchParams(url.slice(q + 1)).get('EIO');
+  if (eio === '4') return undefined;
+  return new HeraldError(
+    'bad_request',
+    `Engine.IO protocol ${eio ?? '3'} is not supported: Herald serves Engine.IO protocol 4, ` +
+      'which socket.io-client 3.x and 4.x speak (socket.io-client 2.x speaks protocol 3; upgrade it)',
+  );
 }
 
 function querySid(url: string | undefined): string | undefined {

@@ -1,25 +1,26 @@
 /**
- * One Socket.IO client as a hub session: a dumb pipe between Socket.IO events and the core.
- * Commands arrive as events with acks and run one at a time (answers may depend on earlier
- * commands); publications leave as packets built once per publication (packet.ts); every decision
- * (permissions, recovery, the queue bound) is the session's and the hub's.
+ * One Socket.IO client as a codec around its hub command session: events with acks in, acks and
+ * events out (docs/socketio.md). Publications leave as packets built once per publication
+ * (packet.ts). Order, limits, permissions, replay and the queue bound are the session's and the
+ * hub's (CommandSession in @herald/server).
  */
 import {
   CloseCode,
   HeraldError,
   type ClientInfo,
   type DisconnectInfo,
-  type ErrorCode,
+  type Position,
   type Publication,
 } from '@herald/protocol';
 import {
+  CommandSession,
   authenticate,
-  historyParams,
-  subscribeParams,
+  type Answer,
+  type CommandPeer,
+  type Credentials,
   type Delivery,
-  type PublicationRecord,
-  type Session,
-  type SessionTransport,
+  type HookClient,
+  type Params,
   type TransportContext,
 } from '@herald/server';
 import type { Socket } from 'socket.io';
@@ -28,67 +29,117 @@ import {
   COMMANDS,
   HERALD_EVENTS,
   type Ack,
-  type CommandName,
   type ConnectedEvent,
   type ErrorEvent,
   type HistoryResult,
   type SubscribeResult,
 } from './events.js';
-import { encodePublication, socketIoPublication } from './packet.js';
+import { socketIoPublication } from './packet.js';
 import type { Wire } from './wire.js';
 
 const COMMAND_SET: ReadonlySet<string> = new Set(COMMANDS);
-/** Commands waiting behind a slow one before the client counts as flooding. */
-const MAX_QUEUED_COMMANDS = 64;
 /** How long a connection told to go may take to flush its goodbye before its socket is cut. */
 const END_GRACE_MS = 2_000;
+/** How long the hub waits for a client to take what it was sent before it counts as a slow consumer. */
+const DRAIN_TIMEOUT_MS = 10_000;
 
 type AckFn = (answer: Ack<object>) => void;
-type Params = Readonly<Record<string, unknown>>;
 
-export class SocketIoConnection implements SessionTransport {
+/** A command as the session tracks it: the event it came as, and its ack when the client asked for one. */
+interface EventRef {
+  readonly event: string;
+  readonly ack: AckFn | undefined;
+}
+
+export class SocketIoConnection implements CommandPeer<EventRef> {
   readonly kind = 'socketio' as const;
-  readonly #ctx: TransportContext;
+  readonly #commands: CommandSession<EventRef>;
   readonly #socket: Socket;
+  /** What the connection holds unsent, for the queue bound (wire.ts). */
   readonly #wire: Wire;
-  #session: Session | undefined;
+  readonly #ctx: TransportContext;
   #ended = false;
-  #queue: Promise<void> = Promise.resolve();
-  #queued = 0;
-  #tokens: number;
-  #refilledAt = Date.now();
 
-  constructor(ctx: TransportContext, socket: Socket, wire: Wire) {
+  constructor(ctx: TransportContext, socket: Socket, wire: Wire, hookClient?: HookClient) {
     this.#ctx = ctx;
     this.#socket = socket;
     this.#wire = wire;
-    this.#tokens = ctx.commandRate.burst;
+    this.#commands = new CommandSession(ctx.hub, this, {
+      // Socket.IO authenticates at its handshake (attach.ts); this checks the tokens of `refresh`.
+      authenticate: (token) => authenticate(ctx, token, hookClient),
+      commandRate: ctx.commandRate,
+      pingIntervalSeconds: ctx.pingIntervalSeconds,
+      connectCommand: false,
+      ...(ctx.hooks === undefined ? {} : { hooks: ctx.hooks }),
+    });
   }
 
-  /** Opens the hub session and starts taking commands. */
-  start(session: Session): void {
-    this.#session = session;
+  /** Opens the hub session for credentials checked at the handshake, then takes commands. Throws as `CommandSession.open`. */
+  start(credentials: Credentials): void {
+    const { clientId, userId, expiresIn } = this.#commands.open(credentials);
     const socket = this.#socket;
     socket.onAny((event: unknown, ...args: unknown[]) => this.#onEvent(event, args));
     // Without a listener, an `error` event from a client would be thrown by the EventEmitter.
     socket.on('error', () => undefined);
     socket.on('disconnect', (reason) => {
       this.#ended = true;
-      if (!session.closed) {
-        this.#ctx.hub.endSession(session, {
-          code: CloseCode.Normal,
-          reason: `client gone: ${reason}`,
-          reconnect: false,
-        });
-      }
+      this.#commands.peerClosed(`client gone: ${reason}`);
     });
-    const { userId, expiresAt } = session.credentials;
     const connected: ConnectedEvent = {
-      clientId: session.id,
-      ...(userId === '' ? {} : { userId }),
-      ...expiresIn(expiresAt),
+      clientId,
+      ...(userId === undefined ? {} : { userId }),
+      ...(expiresIn === undefined ? {} : { expiresIn }),
     };
     socket.emit(HERALD_EVENTS.connected, connected);
+    this.#commands.subscribeClaimed();
+  }
+
+  #onEvent(event: unknown, args: unknown[]): void {
+    const last = args.at(-1);
+    const ref: EventRef = {
+      event: typeof event === 'string' ? event : String(event),
+      ack: typeof last === 'function' ? (args.pop() as AckFn) : undefined,
+    };
+    const params = args[0];
+    if (!COMMAND_SET.has(ref.event)) {
+      return this.#commands.reject(
+        ref,
+        new HeraldError('bad_request', `unknown command ${JSON.stringify(ref.event.slice(0, 64))}`),
+      );
+    }
+    if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+      return this.#commands.reject(ref, new HeraldError('bad_request', `${ref.event} takes one object of parameters`));
+    }
+    if (ref.event === 'publish' && holdsBinary((params as Params).data)) {
+      return this.#commands.reject(
+        ref,
+        new HeraldError('bad_request', 'binary data is not supported: publication data is JSON (send base64 text)'),
+      );
+    }
+    this.#commands.receive(ref, ref.event, params as Params);
+  }
+
+  // ---- CommandPeer: answers ---------------------------------------------------------------
+
+  /** Subscribe answers carry no publications: the missed ones follow the ack as ordinary events. */
+  answer(ref: EventRef, answer: Answer): boolean {
+    ref.ack?.({ ok: true, ...resultObject(answer) });
+    return false;
+  }
+
+  refuse(ref: EventRef, error: HeraldError): void {
+    if (ref.ack !== undefined) ref.ack({ ok: false, error: error.toWire() });
+    else {
+      this.#socket.emit(HERALD_EVENTS.error, {
+        event: ref.event,
+        code: error.code,
+        message: error.message,
+      } satisfies ErrorEvent);
+    }
+  }
+
+  drained(): Promise<boolean> {
+    return this.#wire.drained(this.#ctx.hub.limits.maxQueueBytes, DRAIN_TIMEOUT_MS);
   }
 
   // ---- SessionTransport -------------------------------------------------------------------
@@ -107,6 +158,10 @@ export class SocketIoConnection implements SessionTransport {
 
   writeUnsubscribed(channel: string, code: number, reason: string): void {
     if (!this.#ended) this.#socket.emit(HERALD_EVENTS.unsubscribed, { channel, code, reason });
+  }
+
+  writeSubscribed(channel: string, position: Position): void {
+    if (!this.#ended) this.#socket.emit(HERALD_EVENTS.subscribed, { channel, ...position });
   }
 
   /**
@@ -130,149 +185,39 @@ export class SocketIoConnection implements SessionTransport {
     // A client that stopped reading never drains the goodbye: its buffers go after a grace period.
     this.#wire.closeAfterFlush(END_GRACE_MS);
   }
-
-  // ---- commands ---------------------------------------------------------------------------
-
-  /** Ends the session (which calls `end`). */
-  #disconnect(info: DisconnectInfo): void {
-    const session = this.#session;
-    if (session !== undefined && !session.closed) this.#ctx.hub.endSession(session, info);
-    else this.end(info);
-  }
-
-  #onEvent(event: unknown, args: unknown[]): void {
-    if (this.#ended) return;
-    const last = args.at(-1);
-    const ack = typeof last === 'function' ? (args.pop() as AckFn) : undefined;
-    const name = typeof event === 'string' ? event : String(event);
-    if (!this.#takeToken()) {
-      this.#ctx.hub.stats.rateLimited++;
-      this.#disconnect({ code: CloseCode.RateLimited, reason: 'too many commands', reconnect: true });
-      return;
-    }
-    if (!COMMAND_SET.has(name)) {
-      this.#answerError(name, ack, 'bad_request', `unknown command ${JSON.stringify(name.slice(0, 64))}`);
-      return;
-    }
-    if (++this.#queued > MAX_QUEUED_COMMANDS) {
-      this.#ctx.hub.stats.rateLimited++;
-      this.#disconnect({ code: CloseCode.RateLimited, reason: 'too many commands in flight', reconnect: true });
-      return;
-    }
-    const params = args[0];
-    this.#queue = this.#queue.then(() => this.#run(name as CommandName, params, ack));
-  }
-
-  #takeToken(): boolean {
-    const { perSecond, burst } = this.#ctx.commandRate;
-    const now = Date.now();
-    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#refilledAt) / 1000) * perSecond);
-    this.#refilledAt = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-
-  async #run(command: CommandName, params: unknown, ack: AckFn | undefined): Promise<void> {
-    try {
-      if (this.#ended) return;
-      // A client that does not read its answers cannot make the hub hold them without bound.
-      if (this.bufferedBytes() > this.#ctx.hub.limits.maxQueueBytes) {
-        this.#ctx.hub.stats.slowConsumerDisconnects++;
-        this.#disconnect({ code: CloseCode.SlowConsumer, reason: 'slow consumer', reconnect: true });
-        return;
-      }
-      if (typeof params !== 'object' || params === null || Array.isArray(params)) {
-        throw new HeraldError('bad_request', `${command} takes one object of parameters`);
-      }
-      const result = await this.#execute(command, params as Params, ack);
-      if (result !== undefined && !this.#ended) ack?.({ ok: true, ...result });
-    } catch (error) {
-      if (this.#ended) return;
-      if (error instanceof HeraldError) this.#answerError(command, ack, error.code, error.message);
-      else {
-        this.#ctx.logger.error({ err: error, command }, 'socket.io command failed');
-        this.#answerError(command, ack, 'internal', 'internal error');
-      }
-    } finally {
-      this.#queued--;
-    }
-  }
-
-  #answerError(event: string, ack: AckFn | undefined, code: ErrorCode, message: string): void {
-    if (ack !== undefined) ack({ ok: false, error: { code, message } });
-    else this.#socket.emit(HERALD_EVENTS.error, { event, code, message } satisfies ErrorEvent);
-  }
-
-  /** Returns the result to ack, or undefined when the answer was already sent. */
-  async #execute(command: CommandName, params: Params, ack: AckFn | undefined): Promise<object | undefined> {
-    const hub = this.#ctx.hub;
-    const session = this.#session as Session;
-    switch (command) {
-      case 'subscribe': {
-        const outcome = await hub.subscribe(session, params.channel, subscribeParams(params));
-        if (this.#ended) return undefined;
-        const { subscription, position, recovered, publications } = outcome;
-        const result: SubscribeResult = {
-          channel: subscription.channel,
-          offset: position.offset,
-          epoch: position.epoch,
-          ...(recovered === undefined ? {} : { recovered }),
-        };
-        // The ack, then the missed publications as ordinary events, then what was held live:
-        // the client's listeners see every publication once, in offset order.
-        ack?.({ ok: true, ...result });
-        for (const record of publications) this.#wire.writePacket(encodePublication(record));
-        hub.activate(subscription);
-        return undefined;
-      }
-      case 'unsubscribe':
-        hub.unsubscribe(session, params.channel);
-        return {};
-      case 'publish':
-        if (holdsBinary(params.data)) {
-          throw new HeraldError(
-            'bad_request',
-            'binary data is not supported: publication data is JSON (send base64 text)',
-          );
-        }
-        // The whole object: the hub checks every field, including registered publish extensions.
-        return hub.publish(params, session.credentials);
-      case 'presence':
-        this.#requireReadable(session, params.channel);
-        return { clients: await hub.presence(params.channel) };
-      case 'history': {
-        this.#requireReadable(session, params.channel);
-        const history = await hub.history(params.channel, historyParams(params));
-        const result: HistoryResult = {
-          publications: history.publications.map(toPublication),
-          offset: history.top.offset,
-          epoch: history.top.epoch,
-          ...(history.recovered === undefined ? {} : { recovered: history.recovered }),
-        };
-        return result;
-      }
-      case 'refresh': {
-        if (typeof params.token !== 'string') throw new HeraldError('bad_request', 'token is required');
-        const credentials = await authenticate(this.#ctx, params.token);
-        hub.refresh(session, credentials);
-        return expiresIn(credentials.expiresAt);
-      }
-    }
-  }
-
-  #requireReadable(session: Session, channel: unknown): void {
-    if (typeof channel === 'string' && !session.credentials.canSubscribe(channel)) {
-      throw new HeraldError('forbidden', `not permitted to read ${channel}`);
-    }
-  }
 }
 
-function toPublication(record: PublicationRecord): Publication {
-  return JSON.parse(record.json) as Publication;
-}
-
-function expiresIn(expiresAt: number | undefined): { expiresIn?: number } {
-  if (expiresAt === undefined) return {};
-  return { expiresIn: Math.max(0, Math.ceil((expiresAt - Date.now()) / 1000)) };
+/** The ack fields of an answer (docs/socketio.md). */
+function resultObject(answer: Answer): object {
+  switch (answer.method) {
+    case 'subscribe': {
+      const { subscription, position, recovered } = answer.outcome;
+      const result: SubscribeResult = {
+        channel: subscription.channel,
+        offset: position.offset,
+        epoch: position.epoch,
+        ...(recovered === undefined ? {} : { recovered }),
+      };
+      return result;
+    }
+    case 'history': {
+      const { publications, top, recovered } = answer.history;
+      const result: HistoryResult = {
+        publications: publications.map((record) => JSON.parse(record.json) as Publication),
+        offset: top.offset,
+        epoch: top.epoch,
+        ...(recovered === undefined ? {} : { recovered }),
+      };
+      return result;
+    }
+    case 'unsubscribe':
+    case 'ping':
+      return {};
+    case 'connect':
+    case 'publish':
+    case 'presence':
+    case 'refresh':
+    case 'rpc':
+      return answer.result;
+  }
 }

@@ -13,7 +13,7 @@
 import type { ClientInfo, DisconnectInfo, ErrorCode, Publication, WireError } from '@herald/protocol';
 
 /** Client → hub. */
-export const COMMANDS = ['subscribe', 'unsubscribe', 'publish', 'presence', 'history', 'refresh'] as const;
+export const COMMANDS = ['subscribe', 'unsubscribe', 'publish', 'presence', 'history', 'refresh', 'rpc'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** Hub → client, besides publications. */
@@ -24,6 +24,8 @@ export const HERALD_EVENTS = {
   leave: 'herald.leave',
   /** The hub ended one subscription; the connection goes on. */
   unsubscribed: 'herald.unsubscribed',
+  /** The backend subscribed the connection (`POST /api/subscribe`, a token's `subs`): `{channel, offset, epoch}`. */
+  subscribed: 'herald.subscribed',
   /** Sent just before the hub ends the connection (not for 4004: the client cannot take more). */
   disconnect: 'herald.disconnect',
   /** The answer to a command sent without an ack, when that command failed. */

@@ -11,6 +11,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Socket as EngineSocket } from 'engine.io';
+import { batchWrite, flushThreshold } from '@herald/server';
 import type { EncodedPacket } from './packet.js';
 
 export class Wire {
@@ -24,9 +25,13 @@ export class Wire {
   /** The socket of a WebSocket upgrade in progress; it carries writes once Engine.IO switches. */
   #upgrading: Duplex | undefined;
 
-  constructor(conn: EngineSocket, socket: Duplex | undefined) {
+  /** How much a turn's batch may hold for this client (turn-batch.ts in @herald/server). */
+  readonly #flushAt: number;
+
+  constructor(conn: EngineSocket, socket: Duplex | undefined, maxQueueBytes: number) {
     this.conn = conn;
     this.#socket = socket;
+    this.#flushAt = flushThreshold(maxQueueBytes);
     conn.on('packetCreate', (packet: { data?: unknown }) => {
       if (this.#nextPacketBytes >= 0) {
         this.#queued += this.#nextPacketBytes;
@@ -49,6 +54,42 @@ export class Wire {
     return this.#queued + (this.#socket?.writableLength ?? 0);
   }
 
+  /**
+   * Resolves true once this connection holds at most `bound` unsent bytes (at once when it does),
+   * false after `ms` or when it closes: the pacing of answers and replays. Engine.IO's buffer empties
+   * on `flush` and the socket's on `drain`; each is a moment to look again.
+   */
+  drained(bound: number, ms: number): Promise<boolean> {
+    if (this.bufferedBytes() <= bound) return Promise.resolve(true);
+    const conn = this.conn;
+    return new Promise((resolve) => {
+      let socket: Duplex | undefined;
+      const done = (value: boolean): void => {
+        clearTimeout(timer);
+        conn.off('flush', check);
+        conn.off('drain', check);
+        conn.off('close', onClose);
+        socket?.off('drain', check);
+        resolve(value);
+      };
+      const check = (): void => {
+        if (this.bufferedBytes() <= bound) return done(true);
+        // The carrying socket may change (an upgrade, a new poll): follow it.
+        if (this.#socket !== socket) {
+          socket?.off('drain', check);
+          socket = this.#socket;
+          socket?.on('drain', check);
+        }
+      };
+      const onClose = (): void => done(false);
+      const timer = setTimeout(() => done(false), ms);
+      conn.on('flush', check);
+      conn.on('drain', check);
+      conn.once('close', onClose);
+      check();
+    });
+  }
+
   /** A long-poll GET arrived: its response will carry the next flush. */
   polling(socket: Duplex): void {
     if (this.conn.transport.name === 'polling') this.#socket = socket;
@@ -61,6 +102,11 @@ export class Wire {
   /** Writes a pre-encoded packet, counting its known size. Ignored once the connection closes. */
   writePacket(packet: EncodedPacket): void {
     if (this.conn.readyState !== 'open') return;
+    // Over WebSocket engine.io writes the frame to the socket now: it joins the turn's batch.
+    // Over long-polling it waits in engine.io's buffer for the next GET, one answer per poll.
+    const socket = this.#socket;
+    if (socket !== undefined && this.conn.transport.name === 'websocket')
+      batchWrite(socket, packet.bytes, this.#flushAt);
     this.#nextPacketBytes = packet.bytes;
     this.conn.write(packet.text, packet.options);
     this.#nextPacketBytes = -1;

@@ -27,13 +27,11 @@ const mb = (bytes: number): string => `${(bytes / 1_048_576).toFixed(1)} MiB`;
 /** What the hub holds per session, for the message of a failed assertion. */
 function sessionsState(): string {
   return JSON.stringify(
-    [...hub.server.hub.sessions].map((s) => ({
-      transport: s.transport.kind,
-      buffered: s.transport.bufferedBytes(),
+    hub.server.hub.sessions().map((s) => ({
+      transport: s.kind,
       subscriptions: [...s.subscriptions.values()].map((sub) => ({
         channel: sub.channel,
         offset: sub.offset,
-        live: sub.pending === undefined,
       })),
     })),
   );

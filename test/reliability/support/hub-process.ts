@@ -68,7 +68,7 @@ process.on('message', (message: ChildRequest) => {
         slowConsumerDisconnects: s.slowConsumerDisconnects,
         rateLimited: s.rateLimited,
         authFailures: s.authFailures,
-        sessions: server.hub.sessions.size,
+        sessions: server.hub.sessionCount,
         channels: server.hub.localChannelCount,
       },
     });

@@ -12,7 +12,7 @@ export async function demoToken(app, user) {
   });
   if (response.status === 404) {
     throw new Error(
-      'This hub hands out no demo tokens. Start it without HERALD_JWT_SECRET (development) or with HERALD_DEMO=true.',
+      'This hub hands out no demo tokens: they are on only for `npm start` without HERALD_API_KEY, HERALD_JWT_SECRET and HOST, or with HERALD_DEMO=true (development only).',
     );
   }
   const answer = await response.json();
@@ -22,17 +22,39 @@ export async function demoToken(app, user) {
 
 const LABELS = { websocket: 'WebSocket', sse: 'SSE', poll: 'long-polling' };
 
-/** Keeps a `.conn` pill (data-state + text) in step with the client's state. */
+/**
+ * Keeps a `.conn` pill (data-state + text) in step with the client's state, and says why when the
+ * page cannot connect: a token that cannot be had (the demo endpoint is off, the backend is down)
+ * would otherwise look like an endless "Reconnecting in N s".
+ */
 export function showConnection(client, element) {
+  let shown = false;
   const update = (s) => {
     element.dataset.state = s.state;
+    element.title = s.error ? s.error.message : '';
     if (s.state === 'connected') element.textContent = `Live · ${LABELS[s.transport] ?? s.transport}`;
     else if (s.state === 'connecting') element.textContent = 'Connecting…';
     else if (s.state === 'disconnected') element.textContent = `Reconnecting in ${Math.ceil(s.retryInMs / 1000)} s`;
     else element.textContent = s.error ? `Stopped: ${s.error.message}` : 'Closed';
+    const reason = problemOf(s.error);
+    if (reason !== undefined) {
+      showProblem(reason);
+      shown = true;
+    } else if (s.state === 'connected' && shown) {
+      hideProblem();
+      shown = false;
+    }
   };
   update(client.state);
   client.on('state', update);
+}
+
+/** What the reader should be told about a connection error: the page's own token source failing, or a refusal. */
+function problemOf(error) {
+  if (!error) return undefined;
+  if (error.code === 'token_failed') return error.cause?.message ?? error.message;
+  if (error.code === 'unauthorized' || error.code === 'forbidden') return `The hub refused the page: ${error.message}`;
+  return undefined;
 }
 
 /** Shows a problem in the page's `.banner` element. */
@@ -41,4 +63,9 @@ export function showProblem(message) {
   if (!banner) return;
   banner.textContent = message;
   banner.hidden = false;
+}
+
+function hideProblem() {
+  const banner = document.querySelector('.banner');
+  if (banner) banner.hidden = true;
 }

@@ -14,6 +14,8 @@ import type { Ended, Host, RequestMethod, Transport } from './transport.js';
 interface Answer {
   readonly publications: readonly Publication[];
   readonly channels: Readonly<Record<string, ChannelState>>;
+  /** The hub ended the poll (`POST /api/disconnect`, a revoked token, a shutdown). */
+  readonly disconnect?: { readonly code: number; readonly reason: string; readonly reconnect: boolean };
 }
 
 export class PollTransport implements Transport {
@@ -121,7 +123,11 @@ export class PollTransport implements Transport {
     const report = this.#answers++ === 0;
     for (const [channel, state] of Object.entries(answer.channels)) {
       const sub = subs.get(channel);
-      if (sub === undefined) continue;
+      if (sub === undefined) {
+        // A channel of the token's `subs` the app did not ask for: a subscription of its own, polled from now on.
+        host.serverSubscribed(this, { channel, ...state });
+        continue;
+      }
       const first =
         state.recovered === true ? undefined : answer.publications.find((p) => p.channel === channel && p.offset);
       host.confirmed(
@@ -132,6 +138,9 @@ export class PollTransport implements Transport {
       );
     }
     for (const pub of answer.publications) host.publication(this, pub);
+    // A poll has no connection to lose: only "do not come back" ends it.
+    const bye = answer.disconnect;
+    if (bye?.reconnect === false) this.#end({ ...bye, verdict: true });
   }
 
   #markOpened(): void {

@@ -39,6 +39,8 @@ export class SseTransport implements Transport {
   #restarting = false;
   /** Silence after which the stream counts as dead: from the hub's ping interval once it said. */
   #idleMs = IDLE_MS;
+  /** While the first stream of a transport opened without one waits for `herald.connected`. */
+  #firstStreamTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(host: Host) {
     this.#host = host;
@@ -66,6 +68,7 @@ export class SseTransport implements Transport {
 
   close(): void {
     this.#done = true;
+    clearTimeout(this.#firstStreamTimer);
     this.#stream?.abort();
   }
 
@@ -82,7 +85,9 @@ export class SseTransport implements Transport {
   #end(info: Ended): void {
     if (this.#done) return;
     this.close();
-    this.#host.ended(this, info);
+    // Opened without a stream and none ever started: a network that never lets a stream through
+    // (a buffering proxy) must move the client on, not keep it reconnecting here.
+    this.#host.ended(this, this.#opened && this.#streams === 0 && !info.verdict ? { ...info, unproven: true } : info);
   }
 
   async #start(fresh: boolean): Promise<void> {
@@ -105,6 +110,16 @@ export class SseTransport implements Transport {
       return;
     }
     if (this.#stream !== stream) return;
+    clearTimeout(this.#firstStreamTimer);
+    if (this.#opened && this.#streams === 0) {
+      // The client's own connect timeout ended when this transport opened without a stream: the
+      // first stream gets the same time to say `herald.connected`.
+      this.#firstStreamTimer = setTimeout(() => {
+        if (this.#stream !== stream) return;
+        stream.abort();
+        this.#end({ code: 1006, reason: 'the event stream did not start in time', verdict: false });
+      }, host.connectTimeoutMs);
+    }
     const query = streamQuery(subs.values(), 'lastEventId');
     if ([...subs.values()].some((s) => s.joinLeave)) query.set('joinLeave', '1');
     let res: Response;
@@ -177,6 +192,7 @@ export class SseTransport implements Transport {
     const host = this.#host;
     switch (event) {
       case 'herald.connected': {
+        clearTimeout(this.#firstStreamTimer);
         this.#idleMs = idleAfter(value.pingInterval);
         this.#markOpened(value.clientId as string);
         // The first stream of a connection reports every resume; a reopen only a failed one.
@@ -185,6 +201,7 @@ export class SseTransport implements Transport {
         for (const [channel, state] of Object.entries(channels)) {
           const sub = subs.get(channel);
           if (sub !== undefined) host.confirmed(this, sub, state, report);
+          else this.#serverSub(subs, { channel, ...state }); // the token's `subs`
         }
         return;
       }
@@ -197,6 +214,14 @@ export class SseTransport implements Transport {
           value.client as ClientInfo,
         );
         return;
+      case 'herald.subscribed':
+        this.#serverSub(subs, value as unknown as ChannelState & { channel: string });
+        return;
+      case 'herald.unsub': {
+        const sub = subs.get(value.channel as string);
+        if (sub !== undefined) host.unsubscribed(this, sub, value.code as number, String(value.reason));
+        return;
+      }
       case 'herald.disconnect':
         this.#end({
           code: value.code as number,
@@ -207,6 +232,12 @@ export class SseTransport implements Transport {
         return;
     }
     if (!event.startsWith('herald.')) host.publication(this, value as unknown as Publication);
+  }
+
+  /** A channel the backend subscribed this stream to: it is part of the stream (sync() keeps it). */
+  #serverSub(subs: Map<string, Subscription>, state: ChannelState & { channel: string }): void {
+    const sub = this.#host.serverSubscribed(this, state);
+    if (sub !== undefined) subs.set(sub.channel, sub);
   }
 
   #markOpened(clientId: string | undefined): void {

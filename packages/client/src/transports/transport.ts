@@ -20,7 +20,7 @@ export interface WebSocketLike {
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
-export type RequestMethod = 'publish' | 'presence' | 'history';
+export type RequestMethod = 'publish' | 'presence' | 'history' | 'rpc';
 
 export interface Ended {
   /** WebSocket close code; HTTP failures are mapped onto the same codes (README). */
@@ -34,6 +34,12 @@ export interface Ended {
    * and the next transport is tried at once.
    */
   readonly verdict: boolean;
+  /**
+   * The transport reported itself open without having carried anything yet (SSE with nothing
+   * subscribed opens no stream), and its first real use failed without a verdict: it counts as
+   * never connected, so the next transport is tried at once, as for a failed open.
+   */
+  readonly unproven?: boolean;
   readonly error?: HeraldClientError;
 }
 
@@ -63,6 +69,8 @@ export interface Host {
   refused(t: Transport, sub: Subscription, error: HeraldClientError): void;
   /** The hub ended one subscription (WebSocket `unsub` push). */
   unsubscribed(t: Transport, sub: Subscription, code: number, reason: string): void;
+  /** The backend subscribed the connection (`sub` push, `herald.subscribed`); the new subscription, if any. */
+  serverSubscribed(t: Transport, state: ChannelState & { readonly channel: string }): Subscription | undefined;
 }
 
 export interface Transport {

@@ -3,7 +3,7 @@
  * Opened means the `connect` command was answered. Subscriptions are sent as `subscribe` with the
  * subscription's position as `since`, so every (re)subscribe resumes where the app is.
  */
-import type { ClientInfo, DisconnectInfo } from '@herald/protocol';
+import type { ChannelState, ClientInfo, DisconnectInfo } from '@herald/protocol';
 import { HeraldClientError } from '../errors.js';
 import type { Publication, Subscription } from '../subscription.js';
 import type { Host, RequestMethod, Transport, WebSocketLike } from './transport.js';
@@ -221,6 +221,12 @@ export class WebSocketTransport implements Transport {
         if (sub === undefined) return;
         this.#subs.delete(sub.channel);
         host.unsubscribed(this, sub, frame.code as number, frame.reason ?? '');
+        return;
+      }
+      case 'sub': {
+        const sub = host.serverSubscribed(this, frame as unknown as ChannelState & { channel: string });
+        // Held here as if subscribed by this transport: sync() will not ask for it again.
+        if (sub !== undefined) this.#subs.set(sub.channel, sub);
         return;
       }
       case 'disconnect':

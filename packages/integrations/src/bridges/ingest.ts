@@ -4,7 +4,8 @@
  * restart or a lost ack) is published once, as long as the repeat comes within the hub's
  * idempotency window (5 minutes, PROTOCOL.md section 4).
  *
- * Outcome contract for the bridges: `published` and `invalid` may be acknowledged to the source
+ * Outcome contract for the bridges: `published` (stored now, or a repeat the hub had already
+ * stored: the metric tells the two apart) and `invalid` may be acknowledged to the source
  * (an invalid message never becomes valid: it is counted, logged and dropped); a thrown error is
  * transient (the hub or its broker is unavailable) and the message must NOT be acknowledged, so
  * the source delivers it again.
@@ -76,13 +77,18 @@ export class BridgeIngest {
     if ('error' in target) return this.#invalid(target.error);
     const decoded = decodePayload(message.payload, message.route.decode);
     if ('error' in decoded) return this.#invalid(decoded.error, target.channel);
+    const outcome = { duplicate: false };
     try {
-      await this.#hub.publish({
-        channel: target.channel,
-        data: decoded.data,
-        ...(target.event === undefined ? {} : { event: target.event }),
-        ...(message.identity === undefined ? {} : { idempotencyKey: this.idempotencyKey(message.identity) }),
-      });
+      await this.#hub.publish(
+        {
+          channel: target.channel,
+          data: decoded.data,
+          ...(target.event === undefined ? {} : { event: target.event }),
+          ...(message.identity === undefined ? {} : { idempotencyKey: this.idempotencyKey(message.identity) }),
+        },
+        undefined,
+        outcome,
+      );
     } catch (error) {
       if (error instanceof HeraldError && PERMANENT.has(error.code)) {
         return this.#invalid(`${error.code}: ${error.message}`, target.channel);
@@ -90,7 +96,8 @@ export class BridgeIngest {
       this.#messages.inc({ bridge: this.bridge, result: 'retry' });
       throw error;
     }
-    this.#messages.inc({ bridge: this.bridge, result: 'published' });
+    // A redelivery the hub recognised by its idempotency key stored nothing: counted apart.
+    this.#messages.inc({ bridge: this.bridge, result: outcome.duplicate ? 'duplicate' : 'published' });
     return 'published';
   }
 

@@ -61,9 +61,9 @@ export class ConnectionTracker {
       subscribed: (sub) => this.#subscribed(sub),
       unsubscribed: (sub) => this.#unsubscribed(sub),
     });
-    for (const session of this.#hub.sessions) {
+    for (const session of this.#hub.sessions()) {
       this.#sessionOpened(session);
-      for (const sub of session.subscriptions.values()) if (sub.inPresence) this.#subscribed(sub);
+      for (const sub of session.subscriptions.values()) this.#subscribed(sub);
     }
     this.#timer = setInterval(() => void this.sweep(), this.#options.sweepIntervalMs);
     this.#timer.unref();

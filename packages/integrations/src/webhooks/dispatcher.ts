@@ -43,6 +43,12 @@ export interface WebhookDispatcherOptions {
    * dispatcher runs from construction. Any other outbox needs `start()`.
    */
   readonly outbox?: Outbox;
+  /**
+   * The signature headers of a body, when the receiver expects another format than Herald's
+   * (`Herald-Signature` over `secrets`): the Pusher protocol's webhooks sign with
+   * `X-Pusher-Key` and `X-Pusher-Signature` (packages/transport-pusher).
+   */
+  readonly signatureHeaders?: (body: string) => Readonly<Record<string, string>>;
 }
 
 /** Statuses worth retrying: timeouts, throttling and server errors. Any other non-2xx is final. */
@@ -231,7 +237,9 @@ export class WebhookDispatcher {
           'Herald-Event-Id': event.id,
           'Herald-Event-Type': event.type,
           'Herald-Attempt': String(event.attempts),
-          [SIGNATURE_HEADER]: signWebhook(event.body, this.#o.secrets),
+          ...(this.#o.signatureHeaders?.(event.body) ?? {
+            [SIGNATURE_HEADER]: signWebhook(event.body, this.#o.secrets),
+          }),
         },
         body: event.body,
       });

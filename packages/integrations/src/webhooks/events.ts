@@ -14,7 +14,8 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 /** One event on its way: the body is final (retries send the same bytes, re-signed). */
 export interface OutgoingEvent {
   readonly id: string;
-  readonly type: WebhookEventType;
+  /** A WebhookEventType, or another sender's own (the Pusher protocol's batches are `pusher`). */
+  readonly type: WebhookEventType | 'pusher';
   /** When the event was created, epoch ms (also the body's `ts`). */
   readonly createdAt: number;
   readonly body: string;

@@ -21,7 +21,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { OutgoingEvent, WebhookEventType } from './events.js';
+import type { OutgoingEvent } from './events.js';
 import type { Claim, Outbox } from './outbox.js';
 
 const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
@@ -294,7 +294,7 @@ export class RedisOutbox implements Outbox {
 
 interface StoredEvent {
   readonly id: string;
-  readonly type: WebhookEventType;
+  readonly type: OutgoingEvent['type'];
   readonly createdAt: number;
   readonly attempts: number;
   readonly body: string;

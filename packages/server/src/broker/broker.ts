@@ -24,9 +24,27 @@ export interface PublishDraft {
   readonly dataJson: string;
   readonly event?: string;
   readonly infoJson?: string;
+  /** A text stream's member (`"stream":{...}` or `"append":{...}`), stored as the publication's last. */
+  readonly streamJson?: string;
   readonly ts: number;
   readonly ephemeral: boolean;
   readonly idempotencyKey?: string;
+  /**
+   * Compare-and-append (optional, stored publications only): store only while the channel's
+   * latest stored offset and epoch are exactly this position; otherwise nothing is stored or fanned
+   * out and `publish` rejects with a `TopConflictError`. A writer that validates against a stream's
+   * state (Durable Streams: closed, producer sequences) reads the top, decides, and publishes with
+   * it, so a concurrent writer on any node makes it read again instead of both landing.
+   */
+  readonly expectedTop?: Position;
+}
+
+/** `publish` with `expectedTop` found another top: nothing was stored. */
+export class TopConflictError extends Error {
+  constructor(readonly channel: string) {
+    super(`the top of ${channel} moved; nothing was published`);
+    this.name = 'TopConflictError';
+  }
 }
 
 export interface PublishResult {
@@ -40,6 +58,12 @@ export interface HistoryQuery {
   readonly since?: Position;
   /** At most this many publications; 0 asks for the stream's top position only. */
   readonly limit?: number;
+  /**
+   * Stop once the publications' JSON reaches this many bytes (at least one is returned): replays
+   * read in pages within the queue bound. With `since` the page is the oldest ones after it,
+   * without it the newest ones. A broker may ignore it (pages are then as long as `limit`).
+   */
+  readonly maxBytes?: number;
 }
 
 export interface HistoryResult {
@@ -54,12 +78,52 @@ export interface HistoryResult {
 /** Node-to-node messages that are not publications. */
 export type ControlMessage =
   | { readonly kind: 'join' | 'leave'; readonly channel: string; readonly client: ClientInfo }
-  | { readonly kind: 'disconnect_user'; readonly userId: string; readonly code: number; readonly reason: string };
+  | {
+      readonly kind: 'disconnect_user';
+      readonly userId: string;
+      readonly code: number;
+      readonly reason: string;
+      /** The advice sent with the disconnect; absent: the registry's for the code (no reconnect for codes it does not know). */
+      readonly reconnect?: boolean;
+    };
+
+/** Which live connections a node request is about: a user's (token `sub`), or one connection. */
+export type ConnectionTarget = { readonly user: string } | { readonly client: string };
+
+/**
+ * Questions every node answers (`Broker.request`): the server API's actions on live connections
+ * and its cluster-wide reads. Plain JSON, so any broker can carry them.
+ */
+export type NodeRequest =
+  | {
+      readonly kind: 'disconnect';
+      readonly target: ConnectionTarget;
+      readonly code: number;
+      readonly reason: string;
+      readonly reconnect: boolean;
+    }
+  | { readonly kind: 'unsubscribe' | 'subscribe'; readonly target: ConnectionTarget; readonly channel: string }
+  | { readonly kind: 'connections'; readonly user?: string; readonly channel?: string }
+  | { readonly kind: 'info' }
+  /** Sessions of one user on the node: the cluster-wide per-user cap. */
+  | { readonly kind: 'user_sessions'; readonly user: string };
+
+/** What `Broker.request` gathered: one answer per node that answered in time. */
+export interface NodeReplies {
+  readonly answers: readonly unknown[];
+  /** Nodes that were asked but did not answer within the timeout (0 when every node answered). */
+  readonly missing: number;
+}
 
 export interface BrokerEvents {
   /** A publication of a channel this node subscribed to, in offset order per channel. */
   publication(record: PublicationRecord): void;
   control(message: ControlMessage): void;
+  /**
+   * A `Broker.request` from any node, this one included: the answer (any JSON value) goes back
+   * to the asking node. Absent, or rejecting: the node answers `null`.
+   */
+  request?(message: NodeRequest): Promise<unknown>;
   /**
    * The broker lost or regained its connection; the hub reports it on `/readyz`. `true` after a
    * loss comes only once every subscribed channel is delivered again: the core then reads history
@@ -91,6 +155,48 @@ export interface Broker {
   historyNow?(channel: string, query: HistoryQuery): HistoryResult;
   /** Channel-scoped messages go to the nodes subscribed to that channel; others to all nodes. */
   broadcast(message: ControlMessage): Promise<void>;
+  /**
+   * Asks every started node on the backend, this one included, and gathers their answers
+   * (`BrokerEvents.request`). Resolves once every node that was asked has answered, or at
+   * `timeoutMs` with what came and the count of the silent ones: a node lost mid-request delays
+   * the answer, it never hangs it. Rejects only when the request could not be sent at all.
+   */
+  request(message: NodeRequest, timeoutMs: number): Promise<NodeReplies>;
+  /**
+   * Deletes a channel's history and starts it on a new epoch (offsets from 1 again), on every
+   * node: a position from before can never be recovered, so a resuming subscriber is told
+   * `recovered: false`, never given a silent gap. Idempotency keys seen before stay seen.
+   */
+  removeHistory(channel: string): Promise<void>;
+  /** A small key-value store on the same backend, for plugins' metadata (optional). */
+  readonly metadata?: MetadataStore;
+}
+
+/** A value of the metadata store with its version (versions never repeat, even across deletes). */
+export interface MetadataEntry {
+  readonly value: string;
+  readonly version: number;
+}
+
+/**
+ * A small key-value store shared by every node on the backend, for metadata that must outlive
+ * any one node (Durable Streams keeps each stream's content type, expiry and producer state
+ * here). It lives where publications live: a Redis or NATS store survives the loss of a node;
+ * the memory store lives as long as its process. Writes are compare-and-set on the version.
+ */
+export interface MetadataStore {
+  get(key: string): Promise<MetadataEntry | undefined>;
+  /**
+   * Writes `value` when the key's version is still `expected` (0: the key must not exist;
+   * undefined: whatever it is) and resolves with the new version; resolves undefined, writing
+   * nothing, when the version was another.
+   */
+  put(key: string, value: string, expected?: number): Promise<number | undefined>;
+  /**
+   * Deletes the key when its version is still `expected` (undefined: whatever it is); true when
+   * this call deleted it, false when it was missing or had another version.
+   */
+  delete(key: string, expected?: number): Promise<boolean>;
 }
 
 export interface ChannelCount {

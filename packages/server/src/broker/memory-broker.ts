@@ -10,6 +10,8 @@ import {
   IDEMPOTENCY_WINDOW_MS,
   type Broker,
   type BrokerEvents,
+  type NodeReplies,
+  type NodeRequest,
   type ControlMessage,
   type HistoryLimits,
   type HistoryQuery,
@@ -17,8 +19,11 @@ import {
   type PublicationRecord,
   type PublishDraft,
   type PublishResult,
+  TopConflictError,
 } from './broker.js';
+import { MemoryMetadata } from './memory-metadata.js';
 import { isRecoverable } from '../core/recovery.js';
+import { pageWithin } from './page.js';
 
 export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
@@ -27,11 +32,19 @@ export function newEpoch(): string {
 interface Stream {
   readonly epoch: string;
   top: number;
-  /** Retained publications, oldest first, with the time each was stored. */
-  readonly records: PublicationRecord[];
-  readonly storedAt: number[];
+  /**
+   * Retained publications, oldest first, from index `head` on, with the time each was stored
+   * (`storedAt`, in step). Trimming moves `head` forward and compacts now and then, so dropping
+   * the oldest publication costs nothing per publish (a `splice(0, 1)` would move them all).
+   */
+  records: PublicationRecord[];
+  storedAt: number[];
+  head: number;
   lastPublishAt: number;
 }
+
+/** Compact a stream's arrays once this many dropped entries lead them (and they are half of it). */
+const COMPACT_AFTER = 1024;
 
 export interface MemoryBrokerOptions extends HistoryLimits {
   /** Seconds an idle stream's offset and epoch are remembered after its history is empty. */
@@ -43,6 +56,7 @@ const SWEEP_INTERVAL_MS = 30_000;
 
 export class MemoryBroker implements Broker {
   readonly name = 'memory';
+  readonly metadata = new MemoryMetadata();
   readonly #options: MemoryBrokerOptions;
   readonly #now: () => number;
   readonly #streams = new Map<string, Stream>();
@@ -83,14 +97,15 @@ export class MemoryBroker implements Broker {
       record = { channel: draft.channel, offset: 0, epoch: '', event: draft.event, json: publicationJson(draft) };
     } else {
       const stream = this.#stream(draft.channel, now);
+      const expected = draft.expectedTop;
+      if (expected !== undefined && (expected.offset !== stream.top || expected.epoch !== stream.epoch)) {
+        throw new TopConflictError(draft.channel);
+      }
       const offset = stream.top + 1;
-      record = {
-        channel: draft.channel,
-        offset,
-        epoch: stream.epoch,
-        event: draft.event,
-        json: publicationJson({ ...draft, offset, epoch: stream.epoch }),
-      };
+      const epoch = stream.epoch;
+      const { channel, dataJson, event, ts, infoJson, streamJson } = draft;
+      const json = publicationJson({ channel, offset, epoch, dataJson, event, ts, infoJson, streamJson });
+      record = { channel, offset, epoch, event, json };
       stream.top = offset;
       stream.lastPublishAt = now;
       stream.records.push(record);
@@ -125,24 +140,41 @@ export class MemoryBroker implements Broker {
     }
     this.#trim(stream, now);
     const top: Position = { offset: stream.top, epoch: stream.epoch };
-    const records = stream.records;
-    const oldest = records[0]?.offset ?? stream.top + 1;
+    const { records, head } = stream;
+    const oldest = records[head]?.offset ?? stream.top + 1;
     const limit = query.limit ?? Number.POSITIVE_INFINITY;
     if (query.since !== undefined) {
       if (!isRecoverable(query.since, { epoch: stream.epoch, top: stream.top, oldest })) {
         return { publications: [], top, recovered: false };
       }
-      const start = query.since.offset + 1 - oldest;
+      const start = head + query.since.offset + 1 - oldest;
       const end = limit === Number.POSITIVE_INFINITY ? records.length : Math.min(records.length, start + limit);
-      return { publications: records.slice(start, end), top, recovered: true };
+      return { publications: pageWithin(records.slice(start, end), query.maxBytes), top, recovered: true };
     }
     if (limit <= 0) return { publications: [], top };
-    return { publications: records.slice(Math.max(0, records.length - limit)), top };
+    const latest = records.slice(Math.max(head, records.length - limit));
+    return { publications: pageWithin(latest, query.maxBytes, true), top };
   }
 
   async broadcast(message: ControlMessage): Promise<void> {
     const events = this.#requireStarted();
     if (message.kind === 'disconnect_user' || this.#subscribed.has(message.channel)) events.control(message);
+  }
+
+  /** The only node: its own answer, or `null` when it has no handler or the handler failed. */
+  async request(message: NodeRequest): Promise<NodeReplies> {
+    const events = this.#requireStarted();
+    const answer = events.request === undefined ? null : await events.request(message).catch(() => null);
+    return { answers: [answer], missing: 0 };
+  }
+
+  async removeHistory(channel: string): Promise<void> {
+    this.#requireStarted();
+    const stream = this.#streams.get(channel);
+    if (stream === undefined) return;
+    // A new epoch even when the stream is read again at once: positions from before never match.
+    this.#streams.delete(channel);
+    this.#stream(channel, this.#now());
   }
 
   #requireStarted(): BrokerEvents {
@@ -153,7 +185,7 @@ export class MemoryBroker implements Broker {
   #stream(channel: string, now: number): Stream {
     let stream = this.#streams.get(channel);
     if (stream === undefined) {
-      stream = { epoch: newEpoch(), top: 0, records: [], storedAt: [], lastPublishAt: now };
+      stream = { epoch: newEpoch(), top: 0, records: [], storedAt: [], head: 0, lastPublishAt: now };
       this.#streams.set(channel, stream);
     }
     return stream;
@@ -161,11 +193,23 @@ export class MemoryBroker implements Broker {
 
   #trim(stream: Stream, now: number): void {
     const cutoff = now - this.#options.ttlSeconds * 1000;
-    let drop = Math.max(0, stream.records.length - this.#options.size);
-    while (drop < stream.storedAt.length && (stream.storedAt[drop] as number) <= cutoff) drop++;
-    if (drop > 0) {
-      stream.records.splice(0, drop);
-      stream.storedAt.splice(0, drop);
+    const { storedAt } = stream;
+    let head = Math.max(stream.head, storedAt.length - this.#options.size);
+    while (head < storedAt.length && (storedAt[head] as number) <= cutoff) head++;
+    if (head === stream.head) return;
+    if (head === storedAt.length) {
+      // Everything expired: start over with empty arrays rather than keep the dropped ones.
+      stream.records = [];
+      stream.storedAt = [];
+      stream.head = 0;
+    } else if (head >= COMPACT_AFTER && head * 2 >= storedAt.length) {
+      stream.records = stream.records.slice(head);
+      stream.storedAt = storedAt.slice(head);
+      stream.head = 0;
+    } else {
+      // Dropped entries stay in the arrays until compaction; release the records they hold.
+      for (let i = stream.head; i < head; i++) (stream.records as (PublicationRecord | undefined)[])[i] = undefined;
+      stream.head = head;
     }
   }
 
@@ -176,7 +220,11 @@ export class MemoryBroker implements Broker {
     const metaTtl = Math.max(this.#options.streamMetaTtlSeconds ?? 86_400, this.#options.ttlSeconds) * 1000;
     for (const [channel, stream] of this.#streams) {
       this.#trim(stream, now);
-      if (stream.records.length === 0 && now - stream.lastPublishAt > metaTtl && !this.#subscribed.has(channel)) {
+      if (
+        stream.records.length === stream.head &&
+        now - stream.lastPublishAt > metaTtl &&
+        !this.#subscribed.has(channel)
+      ) {
         this.#streams.delete(channel);
       }
     }

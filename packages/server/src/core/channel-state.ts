@@ -5,27 +5,36 @@
  * if history cannot fill it, every subscriber is told it lost its position. Never a silent gap.
  */
 import type { Position } from '@herald/protocol';
-import type { Broker, PublicationRecord } from '../broker/broker.js';
+import type { Broker, HistoryResult, PublicationRecord } from '../broker/broker.js';
 import type { ConcurrencyLimit } from './concurrency-limit.js';
 import { Delivery } from './delivery.js';
-import type { Subscription } from './session.js';
+import { OpenStreams } from './open-streams.js';
+import { mergeRecovery } from './recovery.js';
+import { newestStored, type ChannelSubscription, type QueueLimits } from './session.js';
 
 export interface ChannelStateOwner {
   readonly broker: Broker;
+  /** The hole fill holds live publications within this node's share of the queue bound (see `#hold`). */
+  readonly limits: QueueLimits;
   /** Paces the history reads that fill holes, so a broker reconnect does not start them all at once. */
   readonly historyReads: ConcurrencyLimit;
   /** Every subscriber of the channel lost its position. */
   lostPositions(state: ChannelState): void;
 }
 
+/** Reads in a row that bring nothing new before a fill gives up on meeting what is held. */
+const MAX_IDLE_FILLS = 2;
+
 export class ChannelState {
   readonly name: string;
-  readonly subscribers = new Set<Subscription>();
+  readonly subscribers = new Set<ChannelSubscription>();
   /**
    * The subscribers that asked for join and leave pushes. Each join and leave visits only these:
    * visiting every subscriber made N joins cost N^2/2 steps (50 million for 10,000 subscribers).
    */
-  readonly joinLeaveSubscribers = new Set<Subscription>();
+  readonly joinLeaveSubscribers = new Set<ChannelSubscription>();
+  /** The channel's text streams still open, for subscribers that join mid-stream. */
+  readonly streams = new OpenStreams();
   /** Resolves once the broker delivers this channel to the node. */
   readonly ready: Promise<void>;
   /** `ready` has resolved: a subscribe need not wait for it. */
@@ -33,6 +42,9 @@ export class ChannelState {
   #position: Position | undefined;
   /** Publications that arrived while a hole is being filled from history. */
   #held: PublicationRecord[] | undefined;
+  #heldBytes = 0;
+  /** The newest held publication dropped for the bound during this fill, if any. */
+  #dropped: Position | undefined;
   readonly #owner: ChannelStateOwner;
 
   constructor(name: string, owner: ChannelStateOwner) {
@@ -58,20 +70,29 @@ export class ChannelState {
   dispatch(record: PublicationRecord): void {
     if (record.offset !== 0) {
       if (this.#held !== undefined) {
-        this.#held.push(record);
+        this.#hold(record);
         return;
       }
       const last = this.#position;
       if (last !== undefined && record.epoch === last.epoch) {
         if (record.offset <= last.offset) return;
         if (record.offset !== last.offset + 1) {
-          this.#held = [record];
+          this.#held = [];
+          this.#hold(record);
           void this.#fill(last);
           return;
         }
       }
-      // A new epoch means the stream was reset; subscribers notice it by the epoch and resubscribe.
+    }
+    this.#deliver(record);
+  }
+
+  /** Hands a publication that follows the last one (or is ephemeral) to every local subscriber. */
+  #deliver(record: PublicationRecord): void {
+    // A new epoch means the stream was reset; subscribers notice it by the epoch and resubscribe.
+    if (record.offset !== 0) {
       this.#position = { offset: record.offset, epoch: record.epoch };
+      this.streams.note(record);
     }
     const delivery = new Delivery(record);
     for (const sub of this.subscribers) sub.session.deliver(delivery, sub);
@@ -94,28 +115,76 @@ export class ChannelState {
   #lowestSubscriberPosition(): Position | undefined {
     let lowest: Position | undefined;
     for (const sub of this.subscribers) {
-      if (sub.pending !== undefined || sub.epoch === '') continue;
-      if (lowest === undefined || sub.offset < lowest.offset) lowest = { offset: sub.offset, epoch: sub.epoch };
+      if (sub.holding || sub.epoch === '') continue;
+      if (lowest === undefined || sub.offset < lowest.offset) lowest = sub.position;
     }
     return lowest;
   }
 
+  /**
+   * Holds a publication that arrived during a fill, within a bound in bytes (the hub's queue
+   * bound for the whole channel: a fill is a brief pause, and every subscriber shares what is
+   * held). Past it, all held ones are dropped: they are in history, and the fill reads on.
+   */
+  #hold(record: PublicationRecord): void {
+    const held = this.#held as PublicationRecord[];
+    this.#heldBytes += record.json.length;
+    if (this.#heldBytes > this.#owner.limits.maxQueueBytes) {
+      this.#dropped = newestStored([record]) ?? newestStored(held) ?? this.#dropped;
+      held.length = 0;
+      this.#heldBytes = 0;
+      return;
+    }
+    held.push(record);
+  }
+
+  /**
+   * Reads from `from` until history meets what is held, in pages within the queue bound; then
+   * dispatches the held ones. If history cannot serve the position, every subscriber is told.
+   */
   async #fill(from: Position): Promise<void> {
-    let missing: readonly PublicationRecord[] | undefined;
-    try {
-      const history = await this.#owner.historyReads.run(() => this.#owner.broker.history(this.name, { since: from }));
-      if (history.recovered === true) missing = history.publications;
-    } catch {
-      missing = undefined;
+    let position = from;
+    let idle = 0;
+    for (;;) {
+      let history: HistoryResult | undefined;
+      try {
+        history = await this.#owner.historyReads.run(() =>
+          this.#owner.broker.history(this.name, { since: position, maxBytes: this.#owner.limits.maxQueueBytes }),
+        );
+      } catch {
+        history = undefined;
+      }
+      const held = this.#held ?? [];
+      // Lossy: pub/sub dropped something already, and may drop more while this reads.
+      const merged =
+        history === undefined
+          ? undefined
+          : mergeRecovery(position, history, {
+              records: held,
+              lossy: true,
+              ...(this.#dropped ? { dropped: this.#dropped } : {}),
+            });
+      if (merged?.recovered !== true || (merged.more && ++idle > MAX_IDLE_FILLS)) {
+        this.#release();
+        this.#position = undefined;
+        this.#owner.lostPositions(this);
+        for (const record of held) this.dispatch(record);
+        return;
+      }
+      if (merged.publications.length > 0) idle = 0;
+      for (const record of merged.publications) this.#deliver(record);
+      if (!merged.more) {
+        this.#release();
+        for (const record of held) this.dispatch(record);
+        return;
+      }
+      position = merged.position;
     }
-    const held = this.#held ?? [];
+  }
+
+  #release(): void {
     this.#held = undefined;
-    if (missing === undefined) {
-      this.#position = undefined;
-      this.#owner.lostPositions(this);
-    } else {
-      for (const record of missing) this.dispatch(record);
-    }
-    for (const record of held) this.dispatch(record);
+    this.#heldBytes = 0;
+    this.#dropped = undefined;
   }
 }

@@ -12,12 +12,9 @@
  * escape the cap.
  */
 
-export interface RateLimit {
-  /** Tokens added per second; 0 turns the limit off. */
-  readonly perSecond: number;
-  /** Bucket size: how many may arrive at once after a quiet period. */
-  readonly burst: number;
-}
+import { TokenBucket, type RateLimit } from '../core/token-bucket.js';
+
+export type { RateLimit } from '../core/token-bucket.js';
 
 export interface AdmissionOptions {
   /** Connections one address may hold open at once; 0 = no cap. */
@@ -37,45 +34,13 @@ export type AdmissionVerdict =
     }
   | { readonly ok: false; readonly reason: string; readonly retryAfterSeconds: number };
 
-/** A token bucket on an injected clock. Tokens are fractional; taking one needs a whole one. */
-export class TokenBucket {
-  readonly #limit: RateLimit;
-  #tokens: number;
-  #refilledAt: number;
-
-  constructor(limit: RateLimit, now: number) {
-    this.#limit = limit;
-    this.#tokens = limit.burst;
-    this.#refilledAt = now;
-  }
-
-  #refill(now: number): void {
-    const elapsed = Math.max(0, now - this.#refilledAt) / 1000;
-    this.#tokens = Math.min(this.#limit.burst, this.#tokens + elapsed * this.#limit.perSecond);
-    this.#refilledAt = now;
-  }
-
-  available(now: number): boolean {
-    this.#refill(now);
-    return this.#tokens >= 1;
-  }
-
-  /** Call only after `available` said yes at the same `now`. */
-  take(): void {
-    this.#tokens -= 1;
-  }
-
-  /** Whole seconds until a token is there again (at least 1). */
-  retryAfter(now: number): number {
-    this.#refill(now);
-    return Math.max(1, Math.ceil((1 - this.#tokens) / this.#limit.perSecond));
-  }
-
-  /** True when the bucket is full again, so forgetting it changes nothing. */
-  full(now: number): boolean {
-    this.#refill(now);
-    return this.#tokens >= this.#limit.burst;
-  }
+/**
+ * What decides admission: this process's `Admission`, or one shared by several processes (asked
+ * over IPC, hence the promise). `enabled` false means every connection is admitted untracked.
+ */
+export interface AdmissionControl {
+  readonly enabled: boolean;
+  admit(address: string | undefined): AdmissionVerdict | Promise<AdmissionVerdict>;
 }
 
 interface AddressState {
@@ -88,7 +53,7 @@ const SWEEP_INTERVAL_MS = 10_000;
 /** Map size that triggers a sweep before the interval is up. */
 const EARLY_SWEEP_SIZE = 10_000;
 
-export class Admission {
+export class Admission implements AdmissionControl {
   readonly #options: AdmissionOptions;
   readonly #now: () => number;
   readonly #addresses = new Map<string, AddressState>();

@@ -1,8 +1,9 @@
-/** Reads a JSON request body with a byte limit, refusing early on a too-large Content-Length. */
+/** Reads a request body (bytes, or JSON) with a byte limit, refusing early on a too-large Content-Length. */
 import type { IncomingMessage } from 'node:http';
 import { HeraldError } from '@herald/protocol';
 
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+/** The request body's bytes, refused with `too_large` past `maxBytes` (early, on Content-Length). */
+export async function readBodyBytes(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
     req.resume();
@@ -18,7 +19,11 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
     }
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const text = (await readBodyBytes(req, maxBytes)).toString('utf8');
   if (text.length === 0) throw new HeraldError('bad_request', 'request body is empty; expected a JSON object');
   try {
     return JSON.parse(text);

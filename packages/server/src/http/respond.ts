@@ -30,10 +30,14 @@ export function sendError(
   sendJson(res, ERROR_CODES[code], JSON.stringify({ error: { code, message } }), headers);
 }
 
-/** Answers any thrown value: HeraldErrors as themselves, anything else as a 500 that hides details. */
+/**
+ * Answers any thrown value: HeraldErrors as themselves (with `Retry-After` when they say when to
+ * come back), anything else as a 500 that hides details.
+ */
 export function sendThrown(res: ServerResponse, error: unknown, headers: Record<string, string> = {}): void {
-  if (error instanceof HeraldError) sendError(res, error.code, error.message, headers);
-  else sendError(res, 'internal', 'internal error', headers);
+  if (!(error instanceof HeraldError)) sendError(res, 'internal', 'internal error', headers);
+  else if (error.retryAfterSeconds === undefined) sendError(res, error.code, error.message, headers);
+  else sendError(res, error.code, error.message, { ...headers, 'Retry-After': String(error.retryAfterSeconds) });
 }
 
 /** A raw HTTP refusal on an upgrade socket, before any WebSocket handshake. */

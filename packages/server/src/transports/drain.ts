@@ -23,3 +23,18 @@ export function drained(stream: EventEmitter, ms: number): Promise<boolean> {
     stream.once('close', onClose);
   });
 }
+
+/**
+ * Resolves true at once when `buffered()` is at most `bound`, else as `drained` on `stream` (the
+ * object whose 'drain' says the bytes left): the pacing of answers and replays (core/replay.ts
+ * `Pacer`).
+ */
+export function drainedBelow(
+  stream: EventEmitter,
+  buffered: () => number,
+  bound: number,
+  ms: number,
+): Promise<boolean> {
+  if (buffered() <= bound) return Promise.resolve(true);
+  return drained(stream, ms);
+}

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   CloseCode,
   HeraldError,
+  closeInfo,
   encodeCursor,
   type ClientInfo,
   type DisconnectInfo,
@@ -15,28 +16,45 @@ import {
 import type { Delivery } from '../core/delivery.js';
 import type { SessionTransport, Subscription } from '../core/session.js';
 import { sendJson, sendThrown } from '../http/respond.js';
-import { corsHeaders, type TransportContext } from './context.js';
+import { corsHeaders, disconnectJson, type TransportContext } from './context.js';
 import { parseStreamRequest } from './stream-request.js';
 import { channelsJson, subscribeAll } from './subscribe-all.js';
 
 const DEFAULT_TIMEOUT_S = 25;
 const MAX_TIMEOUT_S = 55;
 
+/**
+ * Collects one answer's publications. The answer goes out one event-loop turn after the first
+ * (so a burst leaves in one answer), or at once when it holds the queue bound: a poll never holds
+ * more than that for its client, and what did not fit comes with the next poll, from the cursor.
+ */
 class PollWaiter implements SessionTransport {
   readonly kind = 'poll' as const;
   readonly publications: string[] = [];
-  /** Called once, when the answer should go out. */
+  /** Why the hub ended the poll before it answered (a disconnect, a revocation, a shutdown). */
+  goodbye: DisconnectInfo | undefined;
+  /** Called when the answer should go out (it goes once). */
   onReady: (() => void) | undefined;
+  readonly #maxBytes: number;
+  #bytes = 0;
   #scheduled = false;
 
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Never more than the bound: the answer goes out before that (see writePublication). */
   bufferedBytes(): number {
     return 0;
   }
 
   writePublication(delivery: Delivery): void {
-    this.publications.push(delivery.record.json);
-    // Wait one turn of the event loop so a burst goes out in one answer.
-    if (!this.#scheduled) {
+    const json = delivery.record.json;
+    this.publications.push(json);
+    this.#bytes += json.length;
+    if (this.#bytes >= this.#maxBytes) {
+      this.onReady?.();
+    } else if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.onReady?.());
     }
@@ -49,7 +67,8 @@ class PollWaiter implements SessionTransport {
     this.onReady?.();
   }
 
-  end(_info: DisconnectInfo): void {
+  end(info: DisconnectInfo): void {
+    this.goodbye ??= info;
     this.onReady?.();
   }
 }
@@ -68,23 +87,22 @@ export class PollTransport {
     let timeoutSeconds: number;
     try {
       timeoutSeconds = parseTimeout(url.searchParams.get('timeout'));
-      request = await parseStreamRequest(ctx, req, url, url.searchParams.get('cursor') ?? undefined);
+      request = await parseStreamRequest(ctx, req, url, url.searchParams.get('cursor') ?? undefined, 'poll');
     } catch (error) {
       sendThrown(res, error, cors);
       return;
     }
-    const waiter = new PollWaiter();
+    const waiter = new PollWaiter(ctx.hub.limits.maxQueueBytes);
     const session = ctx.hub.openSession(waiter, request.credentials);
     let outcomes;
     try {
       outcomes = await subscribeAll(ctx.hub, session, request, false);
     } catch (error) {
-      ctx.hub.endSession(session, { code: CloseCode.Normal, reason: 'refused', reconnect: false });
+      ctx.hub.endSession(session, closeInfo(CloseCode.Normal, 'refused'));
       sendThrown(res, error, cors);
       return;
     }
     const recovered = new Map(outcomes.map((o) => [o.channel, o.recovered]));
-    for (const outcome of outcomes) for (const record of outcome.publications) waiter.publications.push(record.json);
 
     let answered = false;
     const answer = (): void => {
@@ -94,7 +112,9 @@ export class PollTransport {
       req.socket.off('close', onClose);
       const positions = new Map<string, Position>();
       for (const sub of session.subscriptions.values()) positions.set(sub.channel, position(sub));
-      ctx.hub.endSession(session, { code: CloseCode.Normal, reason: 'answered', reconnect: false });
+      // Read before the answer's own end of the session, which would look like a goodbye.
+      const goodbye = waiter.goodbye;
+      ctx.hub.endSession(session, closeInfo(CloseCode.Normal, 'answered'));
       const channels = channelsJson(
         request.channels.map((channel) => {
           const r = recovered.get(channel);
@@ -107,22 +127,27 @@ export class PollTransport {
       sendJson(
         res,
         200,
-        `{"cursor":${JSON.stringify(cursor)},"publications":[${waiter.publications.join(',')}],"channels":${channels}}`,
+        `{"cursor":${JSON.stringify(cursor)},"publications":[${waiter.publications.join(',')}],"channels":${channels}${
+          goodbye === undefined ? '' : `,"disconnect":${disconnectJson(goodbye)}`
+        }}`,
         cors,
       );
     };
     const onClose = (): void => {
       answered = true;
       clearTimeout(timer);
-      ctx.hub.endSession(session, { code: CloseCode.Normal, reason: 'client closed', reconnect: false });
+      ctx.hub.endSession(session, closeInfo(CloseCode.Normal, 'client closed'));
     };
     const timer = setTimeout(answer, timeoutSeconds * 1000);
     req.socket.once('close', onClose);
     waiter.onReady = answer;
-    for (const outcome of outcomes) ctx.hub.activate(outcome.subscription);
-    // A lost position is news too: the client must reload now, not after the timeout (a gap is never silent).
-    const lost = outcomes.some((o) => o.recovered === false);
-    if (waiter.publications.length > 0 || session.closed || lost) answer();
+    // Without a pacer: the first page of any replay, and the channel goes live only when that was
+    // all; a longer replay continues with the next poll, from the answer's cursor.
+    for (const outcome of outcomes) void ctx.hub.activate(outcome);
+    // Answer at once with news: publications, a lost position (the client must reload now, not
+    // after the timeout: a gap is never silent), or a replay that continues with the next poll.
+    const news = outcomes.some((o) => o.recovered === false || o.more);
+    if (waiter.publications.length > 0 || session.closed || news) answer();
   }
 }
 

@@ -5,15 +5,24 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CloseCode, cursorEntry, type ClientInfo, type DisconnectInfo } from '@herald/protocol';
+import {
+  CloseCode,
+  UnsubscribeCode,
+  closeInfo,
+  cursorEntry,
+  type ClientInfo,
+  type DisconnectInfo,
+  type Position,
+} from '@herald/protocol';
 import type { PublicationRecord } from '../broker/broker.js';
 import { defineEncoder, type Delivery } from '../core/delivery.js';
+import type { Pacer } from '../core/replay.js';
 import type { Session, SessionTransport, Subscription } from '../core/session.js';
 import { sendThrown } from '../http/respond.js';
 import { corsHeaders, disconnectJson, type TransportContext } from './context.js';
-import { drained } from './drain.js';
+import { drainedBelow } from './drain.js';
 import { parseStreamRequest } from './stream-request.js';
-import { writeBatched } from './tick-batch.js';
+import { batchWrite, flushThreshold, writeBatched } from './turn-batch.js';
 import { channelsJson, subscribeAll } from './subscribe-all.js';
 
 /** `event:` and `data:` lines of a publication: the same bytes for every SSE subscriber. */
@@ -60,7 +69,7 @@ function onResponseClose(this: ServerResponse): void {
   (this as ServerResponse & { [STREAM]?: SseStream })[STREAM]?.clientClosed();
 }
 
-class SseStream implements SessionTransport {
+class SseStream implements SessionTransport, Pacer {
   readonly kind = 'sse' as const;
   readonly res: ServerResponse;
   readonly #ctx: TransportContext;
@@ -82,13 +91,23 @@ class SseStream implements SessionTransport {
   clientClosed(): void {
     this.#registry.delete(this);
     if (this.session !== undefined) {
-      this.#ctx.hub.endSession(this.session, { code: CloseCode.Normal, reason: 'client closed', reconnect: false });
+      this.#ctx.hub.endSession(this.session, closeInfo(CloseCode.Normal, 'client closed'));
     }
   }
 
-  /** On HTTP/1.1 `writableLength` already includes the socket's own buffer; on HTTP/2 it is the stream's. */
+  /**
+   * What the client has not taken. On HTTP/1.1 `writableLength` already includes the socket's own
+   * buffer; on HTTP/2 it is the stream's.
+   */
   bufferedBytes(): number {
     return this.res.writableLength;
+  }
+
+  /** Replays wait for the client to take each page; one that takes nothing for REPLAY_DRAIN_MS is slow. */
+  drained(): Promise<boolean> {
+    // Publications may go to the socket itself (#chunkedSocket): its 'drain' is the one that comes.
+    const target = this.#http2 ? this.res : (this.res.socket ?? this.res);
+    return drainedBelow(target, () => this.bufferedBytes(), this.#ctx.hub.limits.maxQueueBytes, REPLAY_DRAIN_MS);
   }
 
   writePublication(delivery: Delivery, sub: Subscription): void {
@@ -96,11 +115,25 @@ class SseStream implements SessionTransport {
     // publication: the same bytes for every such subscriber, encoded once per publication.
     if (delivery.record.offset === 0 || sub.session.subscriptions.size === 1) {
       const socket = this.#chunkedSocket();
-      if (socket !== undefined) writeBatched(socket, delivery.encoded(sseSingleChannelChunk));
-      else this.res.write(delivery.encoded(sseSingleChannelEvent));
+      if (socket !== undefined) return writeBatched(socket, delivery.encoded(sseSingleChannelChunk), this.#flushAt());
+      const event = delivery.encoded(sseSingleChannelEvent);
+      this.#batch(event.length);
+      this.res.write(event);
     } else {
-      this.res.write(`id: ${cursorOf(sub.session)}\n${delivery.encoded(sseBody)}`);
+      const event = `id: ${cursorOf(sub.session)}\n${delivery.encoded(sseBody)}`;
+      this.#batch(event.length);
+      this.res.write(event);
     }
+  }
+
+  #flushAt(): number {
+    return flushThreshold(this.#ctx.hub.limits.maxQueueBytes);
+  }
+
+  /** A write through the response joins its socket's batch for the turn (HTTP/1.1; an HTTP/2 stream shares its socket). */
+  #batch(bytes: number): void {
+    const socket = this.res.socket;
+    if (socket !== null && !this.#http2) batchWrite(socket, bytes, this.#flushAt());
   }
 
   /**
@@ -122,15 +155,29 @@ class SseStream implements SessionTransport {
     this.res.write(`event: herald.${kind}\ndata: ${JSON.stringify({ channel, client })}\n\n`);
   }
 
-  /** A stream cannot drop one channel and keep its cursor honest: it ends, and the reconnect resumes. */
-  writeUnsubscribed(): void {
+  /**
+   * A lost position (2500) ends the stream: the reconnect resumes from the cursor and is told
+   * `recovered: false`. Any other end of one channel (the backend's 2000) is a `herald.unsub` event
+   * whose `id:` is the cursor without the channel; the stream goes on.
+   */
+  writeUnsubscribed(channel: string, code: number, reason: string): void {
     const session = this.session;
     if (session === undefined || session.closed) return;
-    this.#ctx.hub.endSession(session, {
-      code: CloseCode.InsufficientState,
-      reason: 'insufficient state',
-      reconnect: true,
-    });
+    if (code === UnsubscribeCode.InsufficientState) {
+      this.#ctx.hub.endSession(session, closeInfo(CloseCode.InsufficientState));
+      return;
+    }
+    this.res.write(
+      `id: ${cursorOf(session)}\nevent: herald.unsub\ndata: ${JSON.stringify({ channel, code, reason })}\n\n`,
+    );
+  }
+
+  /** A `herald.subscribed` event whose `id:` is the cursor with the new channel; its publications follow. */
+  writeSubscribed(channel: string, position: Position): void {
+    const session = this.session;
+    if (session === undefined || session.closed || this.#ended) return;
+    const data = JSON.stringify({ channel, offset: position.offset, epoch: position.epoch });
+    this.res.write(`id: ${cursorOf(session)}\nevent: herald.subscribed\ndata: ${data}\n\n`);
   }
 
   end(info: DisconnectInfo): void {
@@ -189,7 +236,7 @@ export class SseTransport {
         : (url.searchParams.get('lastEventId') ?? undefined);
     let request;
     try {
-      request = await parseStreamRequest(ctx, req, url, cursorText);
+      request = await parseStreamRequest(ctx, req, url, cursorText, 'sse');
     } catch (error) {
       sendThrown(res, error, cors);
       return;
@@ -204,7 +251,7 @@ export class SseTransport {
       outcomes = await subscribeAll(ctx.hub, session, request, true);
     } catch (error) {
       res.off('close', onResponseClose);
-      ctx.hub.endSession(session, { code: CloseCode.Normal, reason: 'refused', reconnect: false });
+      ctx.hub.endSession(session, closeInfo(CloseCode.Normal, 'refused'));
       sendThrown(res, error, cors);
       return;
     }
@@ -218,52 +265,28 @@ export class SseTransport {
       ...cors,
     });
     if (!http2) res.socket?.setNoDelay(true);
-    // The connected event carries the starting cursor, so a reconnect before the first publication
-    // still resumes from here instead of from "now" (an extension: PROTOCOL.md only requires it on publications).
-    // A channel with a replay starts right before its first replayed publication: an id must never
-    // claim a publication that has not been sent yet, or a drop during the replay would leave a gap.
-    const start = new Map(
-      outcomes.map((o) => {
-        const first = o.publications[0];
-        return [o.channel, first === undefined ? o.position : { offset: first.offset - 1, epoch: first.epoch }];
-      }),
-    );
-    const replay = outcomes.flatMap((o) => o.publications);
-    let head = `retry: ${ctx.sseRetryMs}\n\n`;
-    head += `id: ${cursorFrom(start)}\nevent: herald.connected\n`;
+    // `retry:` travels in the first event's block, not alone: some clients (fetch-event-source)
+    // report a block without `data:` as an empty message, which an app's JSON.parse chokes on.
+    // The connected event carries the starting cursor (every channel's position before anything
+    // is replayed), so a reconnect before the first publication still resumes from here instead
+    // of from "now" (an extension: PROTOCOL.md only requires it on publications).
     // `pingInterval` (an extension, as in WebSocket's `connect` answer): the seconds between `: ping`
     // comments, so a client notices a silent dead path after a couple of them, not the protocol's worst case.
-    head += `data: {"clientId":"${session.id}","channels":${channelsJson(outcomes)},"pingInterval":${ctx.ssePingSeconds}}\n\n`;
-    res.write(head);
-    for (const record of replay) {
-      // The replay obeys the queue bound (guarantee 4): a client resuming from far back that does
-      // not read would otherwise pin its whole replay in the hub. Past the bound the replay waits
-      // for the client to take what it has (live publications are held meanwhile, bounded); one
-      // that takes nothing for REPLAY_DRAIN_MS ends with 4004 and resumes from its last event.
-      if (stream.bufferedBytes() > ctx.hub.limits.maxQueueBytes) {
-        const taken = await drained(res, REPLAY_DRAIN_MS);
-        if (session.closed) return;
-        if (!taken) {
-          ctx.hub.stats.slowConsumerDisconnects++;
-          ctx.hub.endSession(session, { code: CloseCode.SlowConsumer, reason: 'slow consumer', reconnect: true });
-          return;
-        }
-      }
-      start.set(record.channel, { offset: record.offset, epoch: record.epoch });
-      res.write(`id: ${cursorFrom(start)}\n${sseBody.encode(record)}`);
-    }
+    res.write(
+      `retry: ${ctx.sseRetryMs}\nid: ${cursorOf(session)}\nevent: herald.connected\n` +
+        `data: {"clientId":"${session.id}","channels":${channelsJson(outcomes)},"pingInterval":${ctx.ssePingSeconds}}\n\n`,
+    );
     this.#streams.add(stream);
-    for (const outcome of outcomes) ctx.hub.activate(outcome.subscription);
+    // Each channel's missed publications, paced by the client (the queue bound), then its live ones.
+    for (const outcome of outcomes) {
+      const live = ctx.hub.activate(outcome, stream);
+      if (live !== undefined) await live;
+      if (session.closed) return;
+    }
   }
 
   /** Streams still open (drain uses it to end them in batches). */
   get size(): number {
     return this.#streams.size;
   }
-}
-
-function cursorFrom(positions: ReadonlyMap<string, { offset: number; epoch: string }>): string {
-  let cursor = 'h1';
-  for (const [channel, p] of positions) cursor += cursorEntry(channel, p.offset, p.epoch);
-  return cursor;
 }

@@ -21,6 +21,7 @@ export async function subscribeAll(
         ...(since === undefined ? {} : { since }),
         joinLeave: request.joinLeave,
         present,
+        ...request.grants.get(channel),
       });
       // Resuming, a channel the cursor does not know has no position to recover from.
       if (request.resume !== undefined && since === undefined) return { ...outcome, channel, recovered: false };

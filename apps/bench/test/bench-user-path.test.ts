@@ -1,0 +1,79 @@
+/**
+ * `herald bench --quick` on the user path, end to end with a small scenario set: a separate
+ * publisher over HTTP against the reference servers and Herald (one node, and two nodes on
+ * Redis), then autocannon on POST /api/publish. Every scenario prints a row of numbers, every
+ * publication reaches every subscriber, the smoke test gives no target verdicts, and no bench
+ * process is left behind. It checks the instrument, not performance: no thresholds on figures.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runBench, type BenchResult } from '../src/index.ts';
+import { parseBenchArgs, type BenchOptions } from '../src/options.ts';
+import { USER_TARGETS } from '../src/user-path.ts';
+
+const ARGS = [
+  '--quick',
+  '--scenarios',
+  'user,autocannon',
+  '--user-targets',
+  'herald-ws,herald-sse-redis',
+  '--sizes',
+  '50',
+  '--rates',
+  '20',
+  '--autocannon-seconds',
+  '1',
+  '--autocannon-subscribers',
+  '20',
+];
+
+describe('herald bench --quick, user path and autocannon', { timeout: 240_000 }, () => {
+  let out: string;
+  let result: BenchResult;
+  before(async () => {
+    out = await mkdtemp(join(tmpdir(), 'herald-bench-user-'));
+    const options = parseBenchArgs([...ARGS, '--out', out]) as BenchOptions;
+    result = await runBench(options, `herald bench ${ARGS.join(' ')}`, () => undefined);
+  });
+  after(() => rm(out, { recursive: true, force: true }));
+
+  it('runs every scenario, references included, with every publication delivered', () => {
+    assert.deepEqual(result.failures, []);
+    assert.equal(result.leftRunning, 0);
+    assert.deepEqual(result.options.userTargets, ['ws', 'sse', 'herald-ws', 'herald-sse-redis']);
+    for (const id of result.options.userTargets) {
+      const m = result.userPath.find((x) => x.target === id);
+      assert.ok(m, `a measurement of ${id}`);
+      assert.equal(m.connected, 50);
+      assert.equal(m.nodes, USER_TARGETS[id].redis ? 2 : 1);
+      for (const phase of [m.burst, ...m.paced]) {
+        assert.equal(phase.publishFailed, 0, `${id}: every publish answered 200`);
+        assert.equal(phase.delivered, phase.expected, `${id} ${phase.rate}/s: every delivery arrived`);
+        assert.ok(phase.cpuPerDeliveryUs > 0 && Number.isFinite(phase.p99FromSchedule), `${id}: figures`);
+      }
+    }
+    const a = result.autocannon;
+    assert.ok(a !== undefined && a.ok > 0 && a.subscribers === 20, 'autocannon published to 20 subscribers');
+  });
+
+  it('prints each scenario with numbers, and no target verdicts in a smoke test', async () => {
+    const markdown = await readFile(join(out, 'report.md'), 'utf8');
+    assert.match(markdown, /Smoke test \(--quick\)/);
+    assert.doesNotMatch(markdown, /Targets at|\| yes|\*\*no/);
+    for (const id of result.options.userTargets) {
+      const row = markdown.split('\n').find((l) => l.startsWith(`| ${USER_TARGETS[id].label} |`));
+      assert.ok(row, `a row for ${id}`);
+      assert.ok(
+        row
+          .split('|')
+          .slice(2, -1)
+          .every((c) => /\d/.test(c)),
+        `numbers in every cell of "${row}"`,
+      );
+    }
+    assert.match(markdown, /## autocannon: 50 connections, POST \/api\/publish, 20 WebSocket subscribers/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Write batching per event-loop turn. Everything that reaches the hub in one turn (HTTP
+ * publishes, a broker read, client commands, ingress messages: all the I/O callbacks of one poll
+ * phase) and is bound for one socket leaves in one write when the turn ends (a `setImmediate`,
+ * which runs right after the poll phase): a socket is corked at its first write of the turn and
+ * every corked socket is uncorked together at the end, so the turn's frames leave in one writev.
+ *
+ * It regulates itself. An idle hub writes a lone publication at once, exactly as an unbatched
+ * write would: while the previous turn batched nothing, a socket's first write of the turn is not
+ * corked. Once a turn did batch (some socket got two writes), the next turns cork from the first
+ * write, so a busy hub pays one write per socket per turn; and a hub that falls behind gathers
+ * more per poll phase, so its batches grow and it catches up. Frames keep their order (one
+ * stream per socket, first in first out; whoever else writes to a corked socket, `ws`'s close
+ * and ping frames too, joins the same queue).
+ *
+ * A socket's batch leaves early once it holds `flushAt` bytes (`flushThreshold` of the queue
+ * bound: a quarter of it, at most 64 KiB): a turn that writes much to one socket (a replay page,
+ * a flood) offers the kernel a large write at a time and never holds more back. The bytes held
+ * count in `writableLength`, which the queue bound reads (guarantee 4); kept to a quarter of the
+ * bound, they cannot make a healthy client that got a burst in one turn look slow, while a client
+ * that stops reading still does.
+ */
+import type { Duplex } from 'node:stream';
+
+/** On each socket: the number of the last turn it was written in (no allocation per turn). */
+const WRITTEN_IN = Symbol('herald.writtenInTurn');
+/** On each socket: bytes corked in the turn it was last written in. */
+const HELD = Symbol('herald.heldForTurn');
+/** On each socket: this module corked it and has not uncorked it yet. */
+const CORKED = Symbol('herald.corkedForTurn');
+type Stamped = Duplex & { [WRITTEN_IN]?: number; [HELD]?: number; [CORKED]?: boolean };
+
+/** The most a socket's batch holds before it leaves, whatever the queue bound. */
+export const FLUSH_BYTES = 64 * 1024;
+
+/** How much a socket's batch may hold for a client whose queue bound is `maxQueueBytes`. */
+export function flushThreshold(maxQueueBytes: number): number {
+  return Math.min(FLUSH_BYTES, Math.floor(maxQueueBytes / 4));
+}
+
+/** This turn's number; only equality matters, so it wraps while still a small integer. */
+let turn = 0;
+/** Sockets this module corked in this turn. */
+let corked: Duplex[] = [];
+let scheduled = false;
+/** Writes of this turn that were a socket's second or later (the batching that paid off). */
+let batched = 0;
+/** Whether the last turn batched anything: then first writes wait for the end of the turn too. */
+let busy = false;
+
+/** Pure: a write leaves at once only as the socket's first of a turn on a hub that is not busy. */
+export function leavesAtOnce(firstInTurn: boolean, hubBusy: boolean): boolean {
+  return firstInTurn && !hubBusy;
+}
+
+function endOfTurn(): void {
+  scheduled = false;
+  turn = (turn + 1) & 0x3fffffff;
+  busy = batched > 0;
+  batched = 0;
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) release(socket as Stamped);
+}
+
+/** Uncorks a socket this module corked: its batch leaves now. */
+function release(socket: Stamped): void {
+  if (socket[CORKED] !== true) return;
+  socket[CORKED] = false;
+  socket[HELD] = 0;
+  socket.uncork();
+}
+
+/** Marks `socket` as written in this turn; true when it is the turn's first write to it. */
+function firstInTurn(socket: Duplex): boolean {
+  const stamped = socket as Stamped;
+  if (stamped[WRITTEN_IN] === turn) {
+    batched++;
+    return false;
+  }
+  stamped[WRITTEN_IN] = turn;
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(endOfTurn);
+  }
+  return true;
+}
+
+/**
+ * Corks `socket` for the turn, counting `bytes` as held; a batch that reached `flushAt` leaves
+ * first. A socket corked by someone else (node's HTTP response corks for its own writes) is left
+ * to them: the chunk joins that batch.
+ */
+function corkForTurn(socket: Duplex, bytes: number, flushAt: number): void {
+  const stamped = socket as Stamped;
+  if (stamped[CORKED] === true && (stamped[HELD] ?? 0) >= flushAt) release(stamped);
+  if (stamped[CORKED] !== true && socket.writableCorked === 0) {
+    socket.cork();
+    stamped[CORKED] = true;
+    stamped[HELD] = 0;
+    corked.push(socket);
+  }
+  if (stamped[CORKED] === true) stamped[HELD] = (stamped[HELD] ?? 0) + bytes;
+}
+
+/**
+ * Call right before writing `bytes` to `socket` by any means (`socket.write`, an HTTP response on
+ * it, engine.io): the write then joins the turn's batch for that socket, or leaves at once when
+ * the batching policy says so.
+ */
+export function batchWrite(socket: Duplex, bytes: number, flushAt: number): void {
+  if (!leavesAtOnce(firstInTurn(socket), busy)) corkForTurn(socket, bytes, flushAt);
+}
+
+/** Writes `chunk` to `socket` as part of the turn's batch (see `batchWrite`). */
+export function writeBatched(socket: Duplex, chunk: Buffer, flushAt: number): void {
+  batchWrite(socket, chunk.length, flushAt);
+  socket.write(chunk);
+}
+
+/**
+ * Writes `chunk` with the socket's batch at the end of this turn, even as the turn's first write:
+ * for command answers, which often come in pairs (a pipelined connect and subscribe are answered
+ * in one turn, one write for both) and for which microseconds do not matter.
+ */
+export function writeAtTurnEnd(socket: Duplex, chunk: Buffer, flushAt: number): void {
+  firstInTurn(socket);
+  corkForTurn(socket, chunk.length, flushAt);
+  socket.write(chunk);
+}

@@ -1,0 +1,125 @@
+/**
+ * Write batching per event-loop turn (transports/turn-batch.ts) on a real Duplex stream that
+ * records how it was written to: one write per socket per turn when the hub is busy, a lone write
+ * at once when it is idle, order kept, a batch never holding more than its threshold, and bytes
+ * waiting for the turn's end counted in `writableLength` (what the queue bound reads).
+ */
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { describe, it } from 'node:test';
+import {
+  FLUSH_BYTES,
+  batchWrite,
+  flushThreshold,
+  leavesAtOnce,
+  writeAtTurnEnd,
+  writeBatched,
+} from '../src/transports/turn-batch.ts';
+
+/** A socket stand-in whose `_write`/`_writev` calls are the syscalls a real socket would make. */
+class RecordingSocket extends Duplex {
+  readonly calls: string[][] = [];
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
+    this.calls.push([chunk.toString()]);
+    callback();
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: () => void): void {
+    this.calls.push(chunks.map((c) => c.chunk.toString()));
+    callback();
+  }
+}
+
+/** A threshold no test here reaches but the one about it. */
+const FLUSH = 1 << 20;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Two turns with nothing written: the hub counts as idle again. */
+async function quiet(): Promise<void> {
+  await nextTurn();
+  await nextTurn();
+}
+
+describe('write batching per event-loop turn', () => {
+  it('decides purely: at once only as the first write of a turn on a hub that is not busy', () => {
+    assert.equal(leavesAtOnce(true, false), true);
+    assert.equal(leavesAtOnce(true, true), false);
+    assert.equal(leavesAtOnce(false, false), false);
+    assert.equal(leavesAtOnce(false, true), false);
+  });
+
+  it('writes a lone publication of an idle hub at once', async () => {
+    await quiet();
+    const socket = new RecordingSocket();
+    writeBatched(socket, Buffer.from('lone'), FLUSH);
+    assert.deepEqual(socket.calls, [['lone']], 'written before the turn ends');
+  });
+
+  it('batches a burst: busy turns leave in one write per socket, in order, counted while they wait', async () => {
+    await quiet();
+    const a = new RecordingSocket();
+    const b = new RecordingSocket();
+    // Turn 1, idle: the first write to each socket goes at once, the rest wait for the turn's end.
+    for (let i = 1; i <= 3; i++) {
+      writeBatched(a, Buffer.from(`a${i}`), FLUSH);
+      writeBatched(b, Buffer.from(`b${i}`), FLUSH);
+    }
+    assert.deepEqual(a.calls, [['a1']]);
+    assert.equal(a.writableLength, 4, 'the waiting bytes count in writableLength (the queue bound sees them)');
+    await nextTurn();
+    assert.equal(a.writableLength, 0);
+    assert.deepEqual(a.calls, [['a1'], ['a2', 'a3']]);
+    assert.deepEqual(b.calls, [['b1'], ['b2', 'b3']]);
+    // Turn 2: the last turn batched, so the hub is busy: even first writes wait. One write each.
+    for (let i = 4; i <= 6; i++) writeBatched(a, Buffer.from(`a${i}`), FLUSH);
+    writeBatched(b, Buffer.from('b4'), FLUSH);
+    assert.equal(a.calls.length, 2, 'nothing written during a busy turn');
+    await nextTurn();
+    assert.deepEqual(a.calls.at(-1), ['a4', 'a5', 'a6']);
+    assert.deepEqual(b.calls.at(-1), ['b4']);
+    // Turn 3 is busy (turn 2 batched): a lone write waits for the turn's end...
+    writeBatched(a, Buffer.from('a7'), FLUSH);
+    assert.deepEqual(a.calls.at(-1), ['a4', 'a5', 'a6']);
+    await nextTurn();
+    assert.deepEqual(a.calls.at(-1), ['a7'], 'written at the end of a busy turn');
+    // ...but it batched nothing, so turn 4 is idle again: a lone write leaves at once.
+    writeBatched(a, Buffer.from('a8'), FLUSH);
+    assert.deepEqual(a.calls.at(-1), ['a8']);
+  });
+
+  it('derives the threshold from the queue bound: a quarter of it, at most 64 KiB', () => {
+    assert.equal(flushThreshold(1_048_576), FLUSH_BYTES);
+    assert.equal(flushThreshold(65_536), 16_384);
+  });
+
+  it('lets a batch leave early once it holds its threshold, so a turn never holds more back', async () => {
+    await quiet();
+    const socket = new RecordingSocket();
+    writeBatched(socket, Buffer.from('first'), FLUSH_BYTES);
+    const chunk = Buffer.alloc(FLUSH_BYTES / 4, 'x');
+    for (let i = 0; i < 10; i++) {
+      writeBatched(socket, chunk, FLUSH_BYTES);
+      assert.ok(socket.writableLength <= FLUSH_BYTES + chunk.length, `held ${socket.writableLength}`);
+    }
+    assert.ok(socket.calls.length >= 3, `early batches left within the turn: ${socket.calls.length} writes`);
+    await nextTurn();
+    const written = socket.calls.flat().join('');
+    assert.equal(written, 'first' + chunk.toString().repeat(10), 'all of it, in order');
+  });
+
+  it('keeps the order of every writer on a corked socket (answers, publications, raw writes)', async () => {
+    await quiet();
+    const socket = new RecordingSocket();
+    writeAtTurnEnd(socket, Buffer.from('answer'), FLUSH);
+    writeBatched(socket, Buffer.from('pub'), FLUSH);
+    batchWrite(socket, 11, FLUSH);
+    socket.write('close-frame');
+    assert.deepEqual(socket.calls, []);
+    await nextTurn();
+    assert.deepEqual(socket.calls, [['answer', 'pub', 'close-frame']]);
+  });
+});

@@ -1,0 +1,3 @@
+import { conformance } from './suite.mjs';
+
+conformance('herald-redis');
