@@ -33,7 +33,8 @@ export class RedisKeys {
 
   /**
    * Hash: `epoch` (the stream generation), `top` (latest offset) and `run` (the Redis that wrote
-   * it last: its run id, or `*` when that Redis fsyncs every write; scripts.ts ENSURE_EPOCH).
+   * it last: its run id, or `*` when that Redis fsyncs every write; scripts.ts ENSURE_EPOCH), and
+   * `xp` (when the channel's key expiry was last pushed back, Redis clock ms; EXPIRY_REFRESH_MS).
    */
   meta(channel: string): string {
     return `${this.prefix}:{${channel}}:meta`;

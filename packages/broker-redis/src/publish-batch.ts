@@ -31,6 +31,8 @@ import { decodeRecord } from './record-text.js';
 
 /** Publications per script run: long enough to amortize a round trip, short enough not to block Redis long. */
 const MAX_BATCH_ITEMS = 256;
+/** A turn's publications leave in two script runs once there are this many or more (see `batchItems`). */
+const SPLIT_FROM = 16;
 /** Publication bytes per script run, so a batch of large publications stays a modest command. */
 const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -54,6 +56,18 @@ interface Waiting {
 
 interface Flight {
   readonly sentAt: number;
+}
+
+/**
+ * Publications per script run for a turn that gathered `waiting`: at least two runs once there
+ * are `SPLIT_FROM`, so that Redis works on the second while this node takes the answer to the
+ * first (resolves its publishes, whose callers publish again): node and Redis overlap instead of
+ * taking turns. Measured with broker-bench (64 publishers, docs/benchmarks.md): one run per turn
+ * gave about 30,000 publications/s, two about 50,000, four about 47,000.
+ */
+export function batchItems(waiting: number): number {
+  if (waiting < SPLIT_FROM) return MAX_BATCH_ITEMS;
+  return Math.min(MAX_BATCH_ITEMS, Math.ceil(waiting / 2));
 }
 
 export class RedisPublisher {
@@ -95,11 +109,12 @@ export class RedisPublisher {
     this.#scheduled = false;
     const waiting = this.#waiting;
     this.#waiting = [];
+    const items = batchItems(waiting.length);
     let from = 0;
     while (from < waiting.length) {
       let to = from;
       let bytes = 0;
-      while (to < waiting.length && to - from < MAX_BATCH_ITEMS && (to === from || bytes < MAX_BATCH_BYTES)) {
+      while (to < waiting.length && to - from < items && (to === from || bytes < MAX_BATCH_BYTES)) {
         bytes += (waiting[to] as Waiting).draft.dataJson.length;
         to++;
       }

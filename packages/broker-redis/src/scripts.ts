@@ -25,17 +25,27 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * would notice. Such a channel starts a new generation too, so every resume is told.
  */
 const ENSURE_EPOCH = `local function ensure_epoch(meta, stream, candidate, meta_ttl, run)
-  local found = redis.call('HMGET', meta, 'epoch', 'top', 'run')
+  local found = redis.call('HMGET', meta, 'epoch', 'top', 'run', 'xp')
   local epoch, seen = found[1], found[3]
   if epoch and (seen == run or seen == '*') then
     if seen ~= run then redis.call('HSET', meta, 'run', run) end
-    return epoch, tonumber(found[2])
+    return epoch, tonumber(found[2]), tonumber(found[4]) or 0
   end
   redis.call('DEL', stream)
-  redis.call('HSET', meta, 'epoch', candidate, 'top', 0, 'run', run)
+  redis.call('HSET', meta, 'epoch', candidate, 'top', 0, 'run', run, 'xp', 0)
   redis.call('PEXPIRE', meta, meta_ttl)
-  return candidate, 0
+  return candidate, 0, 0
 end`;
+
+/**
+ * How often (ms) a busy channel's keys get their expiry pushed back. Each refresh sets it this
+ * much beyond the retention time and notes when (`xp` in the meta hash), so the keys still
+ * outlive the last publication by the full retention time while a channel publishing thousands
+ * of times a second pays two PEXPIREs once a second instead of at every publication (they were a
+ * third of the script's calls). History reads never trust key expiry anyway: they filter by
+ * entry time (HISTORY below).
+ */
+const EXPIRY_REFRESH_MS = 1000;
 
 /**
  * Stores and fans out a batch of publications, in order, as one atomic step: what a node
@@ -54,7 +64,7 @@ end`;
  */
 export const PUBLISH_BATCH = `${NOW_MS}
 ${ENSURE_EPOCH}
-local size, ttl, meta_ttl, run, candidate = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local size, ttl, meta_ttl, run, candidate = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local out = {}
 for i = 0, #KEYS / 3 - 1 do
   local meta, stream, idem = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
@@ -79,15 +89,18 @@ for i = 0, #KEYS / 3 - 1 do
     if ARGV[a + 1] == 'e' then
       record = '0\\n\\n' .. event .. '\\n' .. head .. rest
     else
-      local epoch = ensure_epoch(meta, stream, candidate, meta_ttl, run)
+      local epoch, _, refreshed = ensure_epoch(meta, stream, candidate, meta_ttl, run)
       local offset = redis.call('HINCRBY', meta, 'top', 1)
       local json = head .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' .. rest
       if size > 0 then
         -- Entry ids carry the offset (to read by offset) and the store time (to trim by age on read).
         redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-' .. now, 'j', json, 'e', event)
-        redis.call('PEXPIRE', stream, ttl)
       end
-      redis.call('PEXPIRE', meta, meta_ttl)
+      if now - refreshed >= ${EXPIRY_REFRESH_MS} then
+        if size > 0 then redis.call('PEXPIRE', stream, ttl + ${EXPIRY_REFRESH_MS}) end
+        redis.call('PEXPIRE', meta, meta_ttl + ${EXPIRY_REFRESH_MS})
+        redis.call('HSET', meta, 'xp', now)
+      end
       record = offset .. '\\n' .. epoch .. '\\n' .. event .. '\\n' .. json
     end
     if window > 0 then redis.call('SET', idem, record, 'PX', window) end

@@ -4,6 +4,7 @@
  * a write per subscriber and never a serialization per subscriber.
  */
 import type { PublicationRecord } from '../broker/broker.js';
+import { streamPart } from './stream-part.js';
 
 /** A per-transport encoding; `slot` indexes the cache and is unique per encoder. */
 export interface Encoder<T> {
@@ -19,9 +20,15 @@ export function defineEncoder<T>(encode: (record: PublicationRecord) => T): Enco
 export class Delivery {
   readonly record: PublicationRecord;
   readonly #cache: unknown[] = [];
+  #streamPiece: boolean | undefined;
 
   constructor(record: PublicationRecord) {
     this.record = record;
+  }
+
+  /** Whether the publication is a piece of a text stream (asked once per node, not per subscriber). */
+  get streamPiece(): boolean {
+    return (this.#streamPiece ??= streamPart(this.record) !== undefined);
   }
 
   encoded<T>(encoder: Encoder<T>): T {

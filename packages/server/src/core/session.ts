@@ -13,7 +13,6 @@ import { Delivery } from './delivery.js';
 import type { AppendWindows } from './append-window.js';
 import type { Held } from './recovery.js';
 import { rollUp } from './roll-up.js';
-import { streamPart } from './stream-part.js';
 import type { HubStats, TransportKind } from './stats.js';
 
 /** The pipe a session writes to. Transports translate; every decision is made here or in the hub. */
@@ -329,7 +328,7 @@ export class ClientSession implements Session {
     }
     if (record.epoch !== sub.epoch) return owner.lostPosition(sub);
     const windows = owner.appendWindows;
-    if (windows !== undefined && streamPart(record) !== undefined) {
+    if (windows !== undefined && delivery.streamPiece) {
       // An append waits for the window's tick; a window past the queue bound flushes at once.
       if (sub.queueAppend(record) <= owner.limits.maxQueueBytes) return windows.add(sub);
       windows.delete(sub);

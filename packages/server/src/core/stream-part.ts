@@ -33,7 +33,7 @@ const parts = new WeakMap<PublicationRecord, StreamPart | null>();
  * out almost every other publication before anything is parsed.
  */
 export function streamPart(record: PublicationRecord): StreamPart | undefined {
-  if (record.offset === 0) return undefined;
+  if (record.offset === 0 || !mayBeStreamPart(record.json)) return undefined;
   const cached = parts.get(record);
   if (cached !== undefined) return cached ?? undefined;
   const part = parsePart(record);
@@ -41,10 +41,18 @@ export function streamPart(record: PublicationRecord): StreamPart | undefined {
   return part;
 }
 
+/**
+ * False for almost every publication that is no stream piece, without parsing or caching anything:
+ * the member is an object and the publication's last, so such JSON ends with `}}`; most others end
+ * with `"ts":…}` and are ruled out without a search.
+ */
+function mayBeStreamPart(json: string): boolean {
+  if (json.charCodeAt(json.length - 2) !== 0x7d /* } */) return false;
+  return json.lastIndexOf(',"stream":{') !== -1 || json.lastIndexOf(',"append":{') !== -1;
+}
+
 function parsePart(record: PublicationRecord): StreamPart | undefined {
   const json = record.json;
-  const at = Math.max(json.lastIndexOf(',"stream":{'), json.lastIndexOf(',"append":{'));
-  if (at === -1) return undefined;
   let pub: Record<string, unknown>;
   try {
     pub = JSON.parse(json) as Record<string, unknown>;
