@@ -25,8 +25,8 @@ import { parseArgs } from 'node:util';
 import { createNatsBackend } from '@herald/broker-nats';
 import { createRedisBackend } from '@herald/broker-redis';
 import { HeraldServer, type Broker, type HistoryLimits, type PresenceStore } from '@herald/server';
-import { Redis } from 'ioredis';
 import { connect as natsConnect } from 'nats';
+import { deleteRedisPrefix, REDIS_URL } from './bench-redis.js';
 import {
   deliveryLatency,
   hotChannel,
@@ -42,7 +42,6 @@ type Kind = 'memory' | 'redis' | 'nats';
 type Scenario = 'throughput' | 'hot' | 'loaded' | 'latency' | 'http';
 const SCENARIOS: readonly Scenario[] = ['throughput', 'hot', 'loaded', 'latency', 'http'];
 
-const REDIS_URL = process.env.HERALD_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const NATS_URL = process.env.HERALD_BENCH_NATS ?? 'nats://127.0.0.1:4222';
 const HISTORY: HistoryLimits = { size: 1000, ttlSeconds: 600 };
 const CHANNELS = 64;
@@ -106,14 +105,7 @@ async function node(kind: Kind, prefix: string): Promise<HeraldServer> {
 
 async function cleanup(kind: Kind, prefix: string): Promise<void> {
   if (kind === 'redis') {
-    const redis = new Redis(REDIS_URL);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await deleteRedisPrefix(prefix);
   } else if (kind === 'nats') {
     const nc = await natsConnect({ servers: NATS_URL });
     const jsm = await nc.jetstreamManager();

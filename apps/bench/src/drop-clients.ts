@@ -4,10 +4,12 @@
  * client's application code receives, publication by publication (`seq` in the bench payload).
  *
  * The cut is the same for every kind: from the client side, its TCP connection is destroyed
- * without a close handshake (`ws.terminate()` for the WebSocket kinds, an aborted fetch for SSE),
- * as when a network drops. Each client then reconnects the way its library does:
+ * without a close handshake (`ws.terminate()` for the WebSocket kinds, an aborted fetch for SSE
+ * and for long-polling's poll in flight), as when a network drops. Each client then reconnects the
+ * way its library does:
  *
- *   herald-ws, herald-sse: the real `@herald/client` SDK, which resumes from its stream position;
+ *   herald-ws, herald-sse, herald-poll: the real `@herald/client` SDK, which resumes from its
+ *                          stream position (herald-ws also against two nodes on Redis, drop.ts);
  *   ws:                    a naive `ws` client that reconnects and has no way to resume;
  *   socketio:              `socket.io-client`, against a server with connection state recovery.
  *
@@ -22,7 +24,7 @@ import type { BenchPayload } from './payload.js';
 import { fdLimit, serveRpc } from './rpc.js';
 import { BENCH_CHANNEL } from './targets.js';
 
-export type DropClientKind = 'herald-ws' | 'herald-sse' | 'ws' | 'socketio';
+export type DropClientKind = 'herald-ws' | 'herald-sse' | 'herald-poll' | 'ws' | 'socketio';
 
 /** What one client saw; `counts[seq]` saturates at 255. */
 interface Tally {
@@ -89,7 +91,9 @@ function wentLive(t: Tally): void {
   t.live = true;
 }
 
-function heraldClient(kind: 'herald-ws' | 'herald-sse', port: number): DropClient {
+const HERALD_TRANSPORTS = { 'herald-ws': 'websocket', 'herald-sse': 'sse', 'herald-poll': 'poll' } as const;
+
+function heraldClient(kind: 'herald-ws' | 'herald-sse' | 'herald-poll', port: number): DropClient {
   const tally = newTally();
   let socket: WebSocket | undefined;
   let stream: AbortController | undefined;
@@ -106,7 +110,7 @@ function heraldClient(kind: 'herald-ws' | 'herald-sse', port: number): DropClien
     return fetch(input, { ...init, signal });
   };
   const client = new Herald(`http://127.0.0.1:${port}`, {
-    transports: [kind === 'herald-ws' ? 'websocket' : 'sse'],
+    transports: [HERALD_TRANSPORTS[kind]],
     WebSocket: Tracked,
     fetch: cutFetch,
     minReconnectDelayMs: RECONNECT_MIN_MS,
@@ -209,6 +213,7 @@ function openClient(kind: DropClientKind, port: number): DropClient {
   switch (kind) {
     case 'herald-ws':
     case 'herald-sse':
+    case 'herald-poll':
       return heraldClient(kind, port);
     case 'ws':
       return naiveWsClient(port);

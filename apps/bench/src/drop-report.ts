@@ -3,15 +3,7 @@
  * pooled (every client × publication pair of every round counts once). The three shares add up
  * to 100 %: each pair was delivered exactly once, never, or more than once.
  */
-import {
-  CUT_MAX_MS,
-  CUT_MIN_MS,
-  DROP_TARGET_IDS,
-  DROP_TARGETS,
-  dropSizes,
-  type DropMeasurement,
-  type DropTargetId,
-} from './drop.js';
+import { CUT_MAX_MS, CUT_MIN_MS, DROP_TARGETS, dropSizes, type DropMeasurement, type DropTargetId } from './drop.js';
 import type { BenchOptions } from './options.js';
 
 export interface DropRow {
@@ -80,7 +72,7 @@ export function dropMarkdown(bench: BenchOptions, all: readonly DropMeasurement[
       `| Transport | publications per client | exactly once | lost | duplicated | out of order | cuts | reconnects | not recovered |`,
       `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
     );
-    for (const id of DROP_TARGET_IDS) {
+    for (const id of bench.dropTargets) {
       const r = dropRow(all, id, n);
       const target = DROP_TARGETS[id];
       if (r === undefined) {

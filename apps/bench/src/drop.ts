@@ -10,13 +10,14 @@
  * The references are what people would otherwise run: raw `ws` with a naive reconnecting client
  * (no resume, losses expected), and Socket.IO with its connection state recovery on.
  */
+import { benchPrefix, deleteRedisPrefix } from './bench-redis.js';
 import { SERVER_SCRIPTS } from './fleet.js';
 import type { BenchOptions } from './options.js';
 import type { Answer, Child, Children } from './procs.js';
 import type { DropClientKind } from './drop-clients.js';
 import type { ServerKind } from './targets.js';
 
-export const DROP_TARGET_IDS = ['herald-ws', 'herald-sse', 'ws', 'socketio'] as const;
+export const DROP_TARGET_IDS = ['herald-ws', 'herald-sse', 'herald-poll', 'herald-ws-redis', 'ws', 'socketio'] as const;
 export type DropTargetId = (typeof DROP_TARGET_IDS)[number];
 
 export interface DropTarget {
@@ -27,6 +28,11 @@ export interface DropTarget {
   readonly client: DropClientKind;
   /** Whether the client can resume, so that losses are a failure rather than expected. */
   readonly resumes: boolean;
+  /**
+   * Two Herald nodes on one Redis (HERALD_BENCH_REDIS, default 127.0.0.1:6379): the publisher
+   * posts to node A, every client is on node B, so each publication crosses the broker.
+   */
+  readonly redis?: boolean;
 }
 
 export const DROP_TARGETS: Readonly<Record<DropTargetId, DropTarget>> = {
@@ -45,6 +51,23 @@ export const DROP_TARGETS: Readonly<Record<DropTargetId, DropTarget>> = {
     serverArgs: [],
     client: 'herald-sse',
     resumes: true,
+  },
+  'herald-poll': {
+    id: 'herald-poll',
+    label: 'Herald long-polling (@herald/client, resume)',
+    server: 'herald',
+    serverArgs: [],
+    client: 'herald-poll',
+    resumes: true,
+  },
+  'herald-ws-redis': {
+    id: 'herald-ws-redis',
+    label: 'Herald WebSocket, Redis, publish on A, clients on B',
+    server: 'herald',
+    serverArgs: [],
+    client: 'herald-ws',
+    resumes: true,
+    redis: true,
   },
   ws: { id: 'ws', label: 'raw ws, naive reconnect', server: 'ws', serverArgs: [], client: 'ws', resumes: false },
   socketio: {
@@ -127,15 +150,19 @@ export async function measureDrop(o: DropOptions): Promise<DropMeasurement> {
     started.push(child);
     return child;
   };
-  const server = spawn('server', SERVER_SCRIPTS[target.server], target.serverArgs);
+  const prefix = target.redis === true ? benchPrefix() : undefined;
+  const serverArgs = prefix === undefined ? target.serverArgs : [...target.serverArgs, '--redis', prefix];
+  const server = spawn('server', SERVER_SCRIPTS[target.server], serverArgs);
+  const nodeB = prefix === undefined ? server : spawn('server B', SERVER_SCRIPTS[target.server], serverArgs);
   const clients = spawn('clients', 'drop-clients');
   const publisher = spawn('publisher', 'publisher');
   try {
-    const [hello, clientsHello, publisherHello] = await Promise.all(
-      [server, clients, publisher].map((c) => c.request('hello', {}, 30_000)),
+    const [hello, helloB, clientsHello, publisherHello] = await Promise.all(
+      [server, nodeB, clients, publisher].map((c) => c.request('hello', {}, 30_000)),
     );
     const a = hello as Answer;
-    await clients.request('connect', { kind: target.client, port: a.port, count: n, perClient: count }, 40_000);
+    const b = helloB as Answer;
+    await clients.request('connect', { kind: target.client, port: b.port, count: n, perClient: count }, 40_000);
     await clients.request('cuts', { minMs: CUT_MIN_MS, maxMs: CUT_MAX_MS });
     const to = { port: a.port, path: a.publishPath, apiKey: a.apiKey, bytes: bench.payloadBytes };
     const published = await publisher.request(
@@ -174,9 +201,10 @@ export async function measureDrop(o: DropOptions): Promise<DropMeasurement> {
       notRecovered: num('notRecovered'),
       liveAtEnd: num('live'),
       settled: t.settled === true,
-      pids: [a, clientsHello, publisherHello].map((h) => (h as Answer).pid as number),
+      pids: [...new Set([a, b, clientsHello, publisherHello].map((h) => (h as Answer).pid as number))],
     };
   } finally {
     await Promise.all(started.map((c) => c.stop(2_000)));
+    if (prefix !== undefined) await deleteRedisPrefix(prefix).catch(() => undefined);
   }
 }

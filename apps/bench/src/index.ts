@@ -7,7 +7,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { measureAutocannon, type AutocannonResult } from './autocannon-load.js';
-import { DROP_TARGET_IDS, DROP_TARGETS, dropSizes, measureDrop, type DropMeasurement } from './drop.js';
+import { DROP_TARGETS, dropSizes, measureDrop, type DropMeasurement } from './drop.js';
 import { measure, type Measurement } from './measure.js';
 import { HELP, parseBenchArgs, UsageError, type BenchOptions } from './options.js';
 import { Children } from './procs.js';
@@ -120,7 +120,7 @@ export async function runBench(
     }
     for (const n of options.scenarios.includes('drop') ? dropSizes(options) : []) {
       for (let round = 1; round <= options.rounds; round++) {
-        for (const id of DROP_TARGET_IDS) {
+        for (const id of options.dropTargets) {
           const target = DROP_TARGETS[id];
           log(`[${elapsed(started)}] drop and resume, ${n} clients, round ${round}/${options.rounds}: ${target.label}`);
           try {

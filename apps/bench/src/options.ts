@@ -1,6 +1,6 @@
 /** `herald bench` options: one typed object, defaults documented in HELP, checked before anything starts. */
 import { parseArgs } from 'node:util';
-import { CUT_MAX_MS, CUT_MIN_MS, DROP_DEFAULT_CLIENTS } from './drop.js';
+import { CUT_MAX_MS, CUT_MIN_MS, DROP_DEFAULT_CLIENTS, DROP_TARGET_IDS, type DropTargetId } from './drop.js';
 import { TARGET_IDS, type TargetId } from './targets.js';
 import { USER_TARGET_IDS, type UserTargetId } from './user-path.js';
 
@@ -46,6 +46,8 @@ export interface BenchOptions {
   readonly dropRate: number;
   readonly dropSeconds: number;
   readonly dropClients: number;
+  /** The drop scenario's targets. */
+  readonly dropTargets: readonly DropTargetId[];
   /** Re-renders report.md and ratios.svg from this results.json instead of measuring. */
   readonly from: string | undefined;
 }
@@ -66,6 +68,7 @@ Usage: herald bench [options]
   --drop-seconds 10         drop: how long it publishes (--quick: 3) while every client's connection
                             is cut from the client side, first within ${CUT_MIN_MS / 1000} s, then every ${CUT_MIN_MS / 1000}-${CUT_MAX_MS / 1000} s
   --drop-clients ${DROP_DEFAULT_CLIENTS}        drop: most clients per target (--sizes above it are capped)
+  --drop-targets a,b,...    drop: subset of: ${DROP_TARGET_IDS.join(', ')}
   --sizes 1000,5000,10000   subscriber counts
   --rounds 3                rounds; figures are the median with min-max, ratios are per round
   --burst 200               publications in the fan-out burst
@@ -131,6 +134,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
         'drop-rate': { type: 'string' },
         'drop-seconds': { type: 'string' },
         'drop-clients': { type: 'string' },
+        'drop-targets': { type: 'string' },
       },
     }));
   } catch (error) {
@@ -156,6 +160,13 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
   }
   // Ratios need the references in the same round.
   for (const ref of ['sse', 'ws'] as const) if (!userTargets.includes(ref)) userTargets.unshift(ref);
+  const dropTargets = (values['drop-targets']?.split(',').map((t) => t.trim()) ?? [
+    ...DROP_TARGET_IDS,
+  ]) as DropTargetId[];
+  for (const t of dropTargets) {
+    if (!DROP_TARGET_IDS.includes(t))
+      throw new UsageError(`unknown drop target "${t}" (known: ${DROP_TARGET_IDS.join(', ')})`);
+  }
   const sizes = list(values.sizes, 'sizes', quick ? [200] : [1000, 5000, 10_000]).map(Math.round);
   return {
     sizes,
@@ -180,5 +191,6 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
     dropRate: int(values['drop-rate'], 'drop-rate', 20, 1, 1_000),
     dropSeconds: int(values['drop-seconds'], 'drop-seconds', quick ? 3 : 10, 1, 300),
     dropClients: int(values['drop-clients'], 'drop-clients', DROP_DEFAULT_CLIENTS, 1, 5_000),
+    dropTargets,
   };
 }

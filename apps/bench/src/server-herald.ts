@@ -10,11 +10,11 @@
 import { randomBytes } from 'node:crypto';
 import { createRedisBackend } from '@herald/broker-redis';
 import { HeraldServer } from '@herald/server';
+import { REDIS_URL } from './bench-redis.js';
 import { serveControl } from './server-control.js';
 import { attachSocketIoPlugin } from './socketio-plugin.js';
 import { BENCH_CHANNEL } from './targets.js';
 
-const REDIS_URL = process.env.HERALD_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 const apiKey = randomBytes(24).toString('base64url');
 const redisAt = process.argv.indexOf('--redis');
 const redisPrefix = redisAt < 0 ? undefined : process.argv[redisAt + 1];

@@ -9,15 +9,12 @@
  *   paced: `--rates` publications per second for `--latency-seconds`, open loop: latency from
  *          the request and from the schedule (does it keep up), server CPU per delivery.
  */
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { benchPrefix, deleteRedisPrefix } from './bench-redis.js';
 import { startFleet } from './fleet.js';
 import { Histogram, type HistogramData } from './histogram.js';
 import type { BenchOptions } from './options.js';
 import type { Answer, Children } from './procs.js';
 import type { ClientKind, ServerKind } from './targets.js';
-
-const REDIS_URL = process.env.HERALD_BENCH_REDIS ?? 'redis://127.0.0.1:6379';
 
 export const USER_TARGET_IDS = [
   'ws',
@@ -161,7 +158,7 @@ export interface UserPathOptions {
 
 export async function measureUserPath(o: UserPathOptions): Promise<UserPathMeasurement> {
   const { target, n, bench } = o;
-  const prefix = target.redis ? `herald_bench_${randomBytes(4).toString('hex')}` : undefined;
+  const prefix = target.redis ? benchPrefix() : undefined;
   const nodes =
     prefix === undefined
       ? [[]]
@@ -238,21 +235,5 @@ export async function measureUserPath(o: UserPathOptions): Promise<UserPathMeasu
     await publisher.stop(2_000);
     await fleet.stop();
     if (prefix !== undefined) await deleteRedisPrefix(prefix).catch(() => undefined);
-  }
-}
-
-/** Removes every key the two nodes wrote under their prefix. */
-async function deleteRedisPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * `herald bench --scenarios drop`, small: 20 clients per target, 3 s of numbered publications
- * while every client's connection is cut. Herald over WebSocket and over SSE must hand every
- * publication to every client exactly once (its resume guarantee, a behaviour, not a timing);
+ * while every client's connection is cut. Herald over WebSocket, SSE and long-polling, and over
+ * WebSocket across two nodes on Redis, must hand every publication to every client exactly once
+ * (its resume guarantee, a behaviour, not a timing);
  * the references get a row of figures and no threshold (raw ws loses publications by design).
  * Every figure adds up, and no process of the scenario is left running.
  */
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DROP_TARGET_IDS, DROP_TARGETS } from '../src/drop.ts';
 import { runBench, type BenchResult } from '../src/index.ts';
-import { parseBenchArgs, type BenchOptions } from '../src/options.ts';
+import { parseBenchArgs, UsageError, type BenchOptions } from '../src/options.ts';
 
 const ARGS = ['--scenarios', 'drop', '--sizes', '20', '--rounds', '1', '--drop-seconds', '3', '--drop-rate', '20'];
 
@@ -56,8 +57,8 @@ describe('herald bench --scenarios drop', { timeout: 120_000 }, () => {
     }
   });
 
-  it('delivers every publication exactly once, in order, to every Herald client on WebSocket and SSE', () => {
-    for (const id of ['herald-ws', 'herald-sse'] as const) {
+  it('delivers every publication exactly once, in order, to every Herald client on every transport and across nodes', () => {
+    for (const id of ['herald-ws', 'herald-sse', 'herald-poll', 'herald-ws-redis'] as const) {
       const m = result.drop.find((x) => x.target === id);
       assert.ok(m, `a measurement of ${id}`);
       assert.equal(m.settled, true, `${id}: every client caught up`);
@@ -90,7 +91,18 @@ describe('herald bench --scenarios drop', { timeout: 120_000 }, () => {
   it('leaves no process running', () => {
     assert.equal(result.leftRunning, 0);
     const pids = result.drop.flatMap((m) => m.pids);
-    assert.equal(pids.length, DROP_TARGET_IDS.length * 3);
+    // A server, the clients and the publisher per target; two servers for the Redis target.
+    const expected = DROP_TARGET_IDS.reduce((n, id) => n + (DROP_TARGETS[id].redis === true ? 4 : 3), 0);
+    assert.equal(pids.length, expected);
     for (const pid of pids) assert.equal(running(pid), false, `process ${pid} stopped`);
+  });
+});
+
+describe('herald bench --drop-targets', () => {
+  it('runs the targets named, and refuses one it does not know', () => {
+    const options = parseBenchArgs(['--scenarios', 'drop', '--drop-targets', 'herald-poll,ws']) as BenchOptions;
+    assert.deepEqual(options.dropTargets, ['herald-poll', 'ws']);
+    assert.deepEqual((parseBenchArgs(['--scenarios', 'drop']) as BenchOptions).dropTargets, [...DROP_TARGET_IDS]);
+    assert.throws(() => parseBenchArgs(['--drop-targets', 'herald-ws,carrier-pigeon']), UsageError);
   });
 });

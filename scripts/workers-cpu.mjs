@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Server CPU per delivery of `herald serve` with one process against `--workers N`, the same
+// workload on both (docs/scale-out.md, "Every core"): SUBSCRIBERS WebSocket clients of one channel
+// spread over the workers by the kernel, then ROUNDS bursts of BURST publications through
+// POST /api/publish (16 in flight). CPU is the hub's whole process tree (primary and workers, from
+// /proc), from the first publish to the last delivery counted. Bounded: every wait has a deadline.
+// Usage: node scripts/workers-cpu.mjs [SUBSCRIBERS=4000] [BURST=200] [ROUNDS=3] [WORKERS=2]
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+
+const [subscribers = 4000, burst = 200, rounds = 3, workers = 2] = process.argv.slice(2).map(Number);
+const API_KEY = 'workers-cpu-api-key-0123456789';
+const CHANNEL = 'bench:workers';
+const TICK = 100; // clock ticks per second on Linux (getconf CLK_TCK)
+
+/** utime + stime of a process and its live children, in seconds. */
+function treeCpuSeconds(pid) {
+  let total = 0;
+  const pids = [pid, ...childrenOf(pid)];
+  for (const p of pids) {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / TICK;
+    } catch {
+      // a process that is gone counts no more
+    }
+  }
+  return total;
+}
+
+function childrenOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function measure(workerCount, port) {
+  const args = ['apps/herald/bin/herald.js', 'serve', ...(workerCount > 1 ? ['--workers', String(workerCount)] : [])];
+  const hub = spawn(process.execPath, args, {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      HERALD_API_KEY: API_KEY,
+      HERALD_JWT_SECRET: 'workers-cpu-jwt-secret-0123456789abcdef012345',
+      HERALD_ANONYMOUS_CHANNELS: 'bench:*',
+      HERALD_LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    for (let i = 0; ; i++) {
+      if (i > 100) throw new Error('the hub did not start');
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      await sleep(100);
+    }
+    if (workerCount > 1) await sleep(1000); // every worker listening
+    let received = 0;
+    const sockets = [];
+    for (let i = 0; i < subscribers; i += 200) {
+      await Promise.all(
+        Array.from(
+          { length: Math.min(200, subscribers - i) },
+          () =>
+            new Promise((resolve, reject) => {
+              const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { perMessageDeflate: false });
+              sockets.push(ws);
+              ws.on('error', reject);
+              ws.on('open', () => {
+                ws.send('{"id":1,"method":"connect","params":{}}');
+                ws.send(`{"id":2,"method":"subscribe","params":{"channel":"${CHANNEL}"}}`);
+              });
+              ws.on('message', (data) => {
+                if (data[2] === 0x70 /* {"push" */) received++;
+                else if (String(data).startsWith('{"id":2,')) resolve();
+              });
+            }),
+        ),
+      );
+    }
+    const figures = [];
+    for (let r = 0; r < rounds; r++) {
+      received = 0;
+      const cpu0 = treeCpuSeconds(hub.pid);
+      let next = 0;
+      const body = JSON.stringify({ channel: CHANNEL, data: { pad: 'x'.repeat(60) } });
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < burst) {
+            next++;
+            const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+              body,
+            });
+            if (!res.ok) throw new Error(`publish answered ${res.status}`);
+            await res.arrayBuffer();
+          }
+        }),
+      );
+      const expected = burst * subscribers;
+      const deadline = Date.now() + 60_000;
+      while (received < expected && Date.now() < deadline) await sleep(20);
+      const cpu = treeCpuSeconds(hub.pid) - cpu0;
+      if (received < expected) throw new Error(`only ${received} of ${expected} deliveries`);
+      figures.push((cpu * 1e6) / expected);
+      await sleep(500);
+    }
+    for (const ws of sockets) ws.terminate();
+    return figures;
+  } finally {
+    hub.kill('SIGTERM');
+    await new Promise((resolve) => hub.once('exit', resolve));
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const one = await measure(1, 9411);
+const many = await measure(workers, 9412);
+const fmt = (xs) => `${median(xs).toFixed(2)} µs [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`;
+console.log(`${subscribers} subscribers, bursts of ${burst} via POST /api/publish, ${rounds} rounds`);
+console.log(`one process:   server CPU per delivery ${fmt(one)}`);
+console.log(
+  `--workers ${workers}:  server CPU per delivery ${fmt(many)}  (×${(median(many) / median(one)).toFixed(2)})`,
+);
