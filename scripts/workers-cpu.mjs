@@ -2,15 +2,17 @@
 // Server CPU per delivery of `herald serve` with one process against `--workers N`, the same
 // workload on both (docs/scale-out.md, "Every core"): SUBSCRIBERS WebSocket clients of one channel
 // spread over the workers by the kernel, then ROUNDS bursts of BURST publications through
-// POST /api/publish (16 in flight). CPU is the hub's whole process tree (primary and workers, from
+// POST /api/publish (IN_FLIGHT requests in flight). CPU is the hub's whole process tree (primary and workers, from
 // /proc), from the first publish to the last delivery counted. Bounded: every wait has a deadline.
-// Usage: node scripts/workers-cpu.mjs [SUBSCRIBERS=4000] [BURST=200] [ROUNDS=3] [WORKERS=2]
+// Usage: node scripts/workers-cpu.mjs [SUBSCRIBERS=4000] [BURST=200] [ROUNDS=3] [WORKERS=2] [IN_FLIGHT=16]
+// With WORKERS_CPU_COUNT_WRITES=1 every hub process prints its socket writes when it stops
+// (scripts/count-writes.mjs).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 
-const [subscribers = 4000, burst = 200, rounds = 3, workers = 2] = process.argv.slice(2).map(Number);
+const [subscribers = 4000, burst = 200, rounds = 3, workers = 2, inFlight = 16] = process.argv.slice(2).map(Number);
 const API_KEY = 'workers-cpu-api-key-0123456789';
 const CHANNEL = 'bench:workers';
 const TICK = 100; // clock ticks per second on Linux (getconf CLK_TCK)
@@ -39,7 +41,13 @@ function childrenOf(pid) {
 }
 
 async function measure(workerCount, port) {
-  const args = ['apps/herald/bin/herald.js', 'serve', ...(workerCount > 1 ? ['--workers', String(workerCount)] : [])];
+  const count = process.env.WORKERS_CPU_COUNT_WRITES === '1' ? ['--import=./scripts/count-writes.mjs'] : [];
+  const args = [
+    ...count,
+    'apps/herald/bin/herald.js',
+    'serve',
+    ...(workerCount > 1 ? ['--workers', String(workerCount)] : []),
+  ];
   const hub = spawn(process.execPath, args, {
     env: {
       ...process.env,
@@ -93,7 +101,7 @@ async function measure(workerCount, port) {
       let next = 0;
       const body = JSON.stringify({ channel: CHANNEL, data: { pad: 'x'.repeat(60) } });
       await Promise.all(
-        Array.from({ length: 16 }, async () => {
+        Array.from({ length: inFlight }, async () => {
           while (next < burst) {
             next++;
             const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
@@ -126,7 +134,9 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const one = await measure(1, 9411);
 const many = await measure(workers, 9412);
 const fmt = (xs) => `${median(xs).toFixed(2)} µs [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`;
-console.log(`${subscribers} subscribers, bursts of ${burst} via POST /api/publish, ${rounds} rounds`);
+console.log(
+  `${subscribers} subscribers, bursts of ${burst} via POST /api/publish (${inFlight} in flight), ${rounds} rounds`,
+);
 console.log(`one process:   server CPU per delivery ${fmt(one)}`);
 console.log(
   `--workers ${workers}:  server CPU per delivery ${fmt(many)}  (×${(median(many) / median(one)).toFixed(2)})`,
