@@ -14,7 +14,8 @@ export interface Sink {
   /** A bench publication arrived; `bt` is its publish time in us, `st` its scheduled time or -1. */
   message(index: number, bt: number, st: number): void;
   /** A client that was ready went away. */
-  dropped(index: number): void;
+  /** A client that was ready closed; `reason` says how (`closed with <code>`, or the error). */
+  dropped(index: number, reason: string): void;
 }
 
 export interface LoadClient {
@@ -55,7 +56,7 @@ export function openClient(
         state = 'gone';
         clearTimeout(timer);
         client?.close();
-        if (wasReady) sink.dropped(index);
+        if (wasReady) sink.dropped(index, reason);
         else reject(new Error(reason));
       },
       isReady: () => state === 'ready',

@@ -13,6 +13,8 @@ const clients: (LoadClient | undefined)[] = [];
 const agent = new Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
 let connected = 0;
 let dropped = 0;
+/** How the dropped clients went, by reason. */
+const dropReasons = new Map<string, number>();
 
 /** The current phase: each client should receive `perClient` publications. */
 const phase = {
@@ -52,8 +54,9 @@ const sink: Sink = {
       checkSettled();
     }
   },
-  dropped() {
+  dropped(_index, reason) {
     dropped++;
+    dropReasons.set(reason, (dropReasons.get(reason) ?? 0) + 1);
     checkSettled();
   },
 };
@@ -100,6 +103,12 @@ serveRpc(async (request) => {
       phase.histogram.reset();
       phase.fromSchedule.reset();
       return {};
+    case 'expect':
+      // The count each client should reach, known only now (autocannon: the publications it got
+      // acknowledged); clients that already reached it are done.
+      phase.perClient = request.perClient as number;
+      phase.doneClients = phase.counts.reduce((done, count) => done + (count >= phase.perClient ? 1 : 0), 0);
+      return {};
     case 'await': {
       const timeoutMs = request.timeoutMs as number;
       await new Promise<void>((resolve) => {
@@ -118,6 +127,7 @@ serveRpc(async (request) => {
         doneClients: phase.doneClients,
         clients: connected - dropped,
         dropped,
+        dropReasons: Object.fromEntries(dropReasons),
         received: phase.received,
         lastUs: phase.lastUs,
         histogram: phase.latency ? phase.histogram.toData() : undefined,

@@ -57,6 +57,10 @@ describe('herald bench --quick, user path and autocannon', { timeout: 240_000 },
     }
     const a = result.autocannon;
     assert.ok(a !== undefined && a.ok > 0 && a.subscribers === 20, 'autocannon published to 20 subscribers');
+    // Every acknowledged publication reached every subscriber (a few more may have, whose answers
+    // autocannon did not count as it stopped).
+    assert.equal(a.subscribersDropped, 0, 'autocannon: no subscriber was disconnected');
+    assert.ok(a.delivered >= a.expected, `autocannon: ${a.delivered} of ${a.expected} deliveries arrived`);
   });
 
   it('prints each scenario with numbers, and no target verdicts in a smoke test', async () => {
