@@ -47,13 +47,23 @@ test('a busy channel refreshes its expiry once, and both keys outlive the last p
   await publish(channel, 1);
   const refreshedAt = Number(await redis.hget(keys.meta(channel), 'xp'));
   assert.ok(refreshedAt > 0, 'the first publication sets the expiry and notes when');
-  // Many more within the same second: none of them pushes the expiry back again.
+  // Many more right after: none of them pushes the expiry back again.
   await Promise.all(Array.from({ length: 50 }, (_, i) => publish(channel, i + 2)));
-  assert.equal(Number(await redis.hget(keys.meta(channel), 'xp')), refreshedAt);
-  const [streamMs, metaMs] = await Promise.all([redis.pttl(keys.stream(channel)), redis.pttl(keys.meta(channel))]);
-  // Until the next refresh (a second at most) the keys still live the full retention time.
-  assert.ok(streamMs > TTL_S * 1000 && streamMs <= TTL_S * 1000 + 1000, `stream ttl ${streamMs} ms`);
-  assert.ok(metaMs > META_TTL_S * 1000 && metaMs <= META_TTL_S * 1000 + 1000, `meta ttl ${metaMs} ms`);
+  const [xp, streamMs, metaMs, [seconds, micros]] = await Promise.all([
+    redis.hget(keys.meta(channel), 'xp').then(Number),
+    redis.pttl(keys.stream(channel)),
+    redis.pttl(keys.meta(channel)),
+    redis.time(),
+  ]);
+  // On Redis's clock; a machine so loaded that the 50 took a second would rightly refresh again.
+  if (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - refreshedAt < 900) {
+    assert.equal(xp, refreshedAt);
+    // Until the next refresh (a second at most) the keys still live the full retention time.
+    assert.ok(streamMs > TTL_S * 1000 && streamMs <= TTL_S * 1000 + 1000, `stream ttl ${streamMs} ms`);
+    assert.ok(metaMs > META_TTL_S * 1000 && metaMs <= META_TTL_S * 1000 + 1000, `meta ttl ${metaMs} ms`);
+  }
+  // Whenever it is read, each key outlives the last publication by the retention time at least.
+  assert.ok(streamMs > (TTL_S - 1) * 1000 && metaMs > (META_TTL_S - 1) * 1000, `ttls ${streamMs}, ${metaMs} ms`);
   // A second later the next publication pushes it back again.
   await new Promise((r) => setTimeout(r, 1100));
   await publish(channel, 100);
