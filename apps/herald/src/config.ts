@@ -58,19 +58,22 @@ const rate = z.preprocess(
     },
   ),
 );
+/** A setting given as JSON text (from the environment) parsed; anything else, or text that is not JSON, as it is, for the schema to refuse. */
+function parsedJson(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return v;
+  }
+}
+
 /**
  * The `integrations` section (docs/integrations.md), or HERALD_INTEGRATIONS as JSON. Its shape is
  * checked here; @herald/integrations checks every key in depth before the hub listens.
  */
 const integrations = z.preprocess(
-  (v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  },
+  parsedJson,
   z
     .object({
       registry: z.string().optional(),
@@ -89,14 +92,7 @@ const integrations = z.preprocess(
  * list of `{id, key, secret}` (and the optional flags). @herald/transport-pusher checks each in depth.
  */
 const pusherApps = z.preprocess(
-  (v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  },
+  parsedJson,
   z
     .array(
       z

@@ -75,6 +75,8 @@ class SseStream implements SessionTransport, Pacer {
   readonly #ctx: TransportContext;
   /** HTTP/2 streams share their TLS socket with other streams: only the stream's own queue counts. */
   readonly #http2: boolean;
+  /** How much a turn's batch may hold for this client (turn-batch.ts). */
+  readonly #flushAt: number;
   /** The transport's open streams; this one leaves it when the client goes. */
   readonly #registry: Set<SseStream>;
   session: Session | undefined;
@@ -84,6 +86,7 @@ class SseStream implements SessionTransport, Pacer {
     this.res = res;
     this.#ctx = ctx;
     this.#http2 = http2;
+    this.#flushAt = flushThreshold(ctx.hub.limits.maxQueueBytes);
     this.#registry = registry;
     (res as ServerResponse & { [STREAM]?: SseStream })[STREAM] = this;
   }
@@ -115,7 +118,7 @@ class SseStream implements SessionTransport, Pacer {
     // publication: the same bytes for every such subscriber, encoded once per publication.
     if (delivery.record.offset === 0 || sub.session.subscriptions.size === 1) {
       const socket = this.#chunkedSocket();
-      if (socket !== undefined) return writeBatched(socket, delivery.encoded(sseSingleChannelChunk), this.#flushAt());
+      if (socket !== undefined) return writeBatched(socket, delivery.encoded(sseSingleChannelChunk), this.#flushAt);
       const event = delivery.encoded(sseSingleChannelEvent);
       this.#batch(event.length);
       this.res.write(event);
@@ -126,14 +129,10 @@ class SseStream implements SessionTransport, Pacer {
     }
   }
 
-  #flushAt(): number {
-    return flushThreshold(this.#ctx.hub.limits.maxQueueBytes);
-  }
-
   /** A write through the response joins its socket's batch for the turn (HTTP/1.1; an HTTP/2 stream shares its socket). */
   #batch(bytes: number): void {
     const socket = this.res.socket;
-    if (socket !== null && !this.#http2) batchWrite(socket, bytes, this.#flushAt());
+    if (socket !== null && !this.#http2) batchWrite(socket, bytes, this.#flushAt);
   }
 
   /**
