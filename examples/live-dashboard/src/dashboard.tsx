@@ -6,6 +6,7 @@ import type { ClientState, Publication } from '@herald/client';
 import { useChannel, useConnectionState } from '@herald/react';
 import { useEffect, useReducer, useRef, useState, type ReactNode } from 'react';
 import { formatNumber, lineChart, type ChartSeries } from 'demo-lib/charts.js';
+import { problemOf } from 'demo-lib/demo.js';
 import { addSample, emptySeries, POINTS, type Sample } from './samples.js';
 
 const CHANNEL = 'dashboard:hub';
@@ -237,23 +238,11 @@ function ConnectionPill({ state: s }: { state: ClientState }): ReactNode {
  */
 function useConnectionProblem(s: ClientState): string | undefined {
   const [shown, setShown] = useState<string | undefined>(undefined);
-  const current = connectionProblem(s);
+  const current = problemOf('error' in s ? s.error : undefined);
   const next = s.state === 'connected' ? undefined : (current ?? shown);
   // Derived state, updated during render (React's documented pattern for "adjusting state when a prop changes").
   if (next !== shown) setShown(next);
   return next;
-}
-
-/**
- * What the reader should be told about the connection: the page's token source failing (no demo
- * tokens on this hub) or a refusal would otherwise look like an endless "Reconnecting in N s".
- */
-function connectionProblem(s: ClientState): string | undefined {
-  const error = 'error' in s ? s.error : undefined;
-  if (error?.code === 'token_failed') return (error.cause as Error | undefined)?.message ?? error.message;
-  if (error?.code === 'unauthorized' || error?.code === 'forbidden')
-    return `The hub refused the page: ${error.message}`;
-  return undefined;
 }
 
 /**

@@ -16,4 +16,5 @@ declare module 'demo-lib/charts.js' {
 
 declare module 'demo-lib/demo.js' {
   export function demoToken(app: string, user?: string): Promise<{ token: string }>;
+  export function problemOf(error: { code: string; message: string; cause?: unknown } | undefined): string | undefined;
 }

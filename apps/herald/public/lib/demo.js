@@ -49,8 +49,12 @@ export function showConnection(client, element) {
   client.on('state', update);
 }
 
-/** What the reader should be told about a connection error: the page's own token source failing, or a refusal. */
-function problemOf(error) {
+/**
+ * What the reader should be told about a connection error: the page's own token source failing
+ * (no demo tokens on this hub), or a refusal; undefined for errors a retry may cure. Shared with
+ * the React dashboard (examples/live-dashboard).
+ */
+export function problemOf(error) {
   if (!error) return undefined;
   if (error.code === 'token_failed') return error.cause?.message ?? error.message;
   if (error.code === 'unauthorized' || error.code === 'forbidden') return `The hub refused the page: ${error.message}`;
