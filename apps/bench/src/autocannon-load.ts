@@ -1,9 +1,11 @@
 /**
- * A third-party load tool on the publish path: autocannon (50 connections by default) sends
+ * A third-party load tool on the publish path: autocannon (50 connections) sends
  * `POST /api/publish` to a Herald process while `--autocannon-subscribers` WebSocket clients
- * receive every publication. Bounded in time by autocannon's duration. Reports the publications
- * acknowledged per second (2xx answers), the publish latency, and whether the subscribers got
- * every publication (counted by the load generators).
+ * receive every publication; then the same against the raw `ws` reference server (`POST
+ * /publish`, one write per subscriber per publication), so the two sit side by side in one round.
+ * Bounded in time by autocannon's duration. Reports the publications acknowledged per second (2xx
+ * answers), the publish latency, and whether the subscribers got every publication (counted by the
+ * load generators).
  */
 import autocannon from 'autocannon';
 import { startFleet } from './fleet.js';
@@ -15,7 +17,17 @@ import { BENCH_CHANNEL } from './targets.js';
 /** How long the subscribers may take, after autocannon stops, to receive what was acknowledged. */
 const SETTLE_TIMEOUT_MS = 30_000;
 
+/** Who autocannon publishes to: Herald's WebSocket, or the raw ws reference. */
+export type AutocannonTarget = 'herald-ws' | 'ws';
+
+export const AUTOCANNON_LABELS: Readonly<Record<AutocannonTarget, string>> = {
+  'herald-ws': 'Herald WebSocket',
+  ws: 'raw ws, one write per subscriber',
+};
+
 export interface AutocannonResult {
+  readonly target: AutocannonTarget;
+  readonly round: number;
   readonly subscribers: number;
   readonly connections: number;
   readonly seconds: number;
@@ -42,6 +54,8 @@ export interface AutocannonResult {
 }
 
 export async function measureAutocannon(o: {
+  target: AutocannonTarget;
+  round: number;
   bench: BenchOptions;
   children: Children;
   log: (line: string) => void;
@@ -49,12 +63,12 @@ export async function measureAutocannon(o: {
   const { bench } = o;
   const n = bench.autocannonSubscribers;
   const fleet = await startFleet({
-    name: 'autocannon-herald-ws',
-    server: 'herald',
+    name: `autocannon-${o.target}`,
+    server: o.target === 'ws' ? 'ws' : 'herald',
     nodes: [[]],
-    client: 'herald-ws',
+    client: o.target,
     n,
-    round: 1,
+    round: o.round,
     bench,
     children: o.children,
     log: o.log,
@@ -69,7 +83,10 @@ export async function measureAutocannon(o: {
       method: 'POST',
       connections: 50,
       duration: bench.autocannonSeconds,
-      headers: { authorization: `Bearer ${hello.apiKey as string}`, 'content-type': 'application/json' },
+      headers: {
+        ...(hello.apiKey === undefined ? {} : { authorization: `Bearer ${hello.apiKey as string}` }),
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({ channel: BENCH_CHANNEL, data: benchPayload(0, 0, bench.payloadBytes) }),
     });
     // Every acknowledged publication reaches every subscriber: wait (bounded) until they all got
@@ -82,6 +99,8 @@ export async function measureAutocannon(o: {
     const cpu1 = await fleet.cpu();
     const delivered = counted.reduce((s, a) => s + (a.received as number), 0);
     return {
+      target: o.target,
+      round: o.round,
       subscribers: fleet.connected,
       connections: 50,
       seconds: result.duration,

@@ -1,13 +1,13 @@
 /**
  * The load clients, one per protocol, each as light as the protocol allows so that the machine's
- * cores go to the servers: `ws` for WebSocket protocols (Socket.IO's Engine.IO v4 framing is
- * spoken directly over it), `node:http` streams for SSE, and a keep-alive agent for long-polling.
+ * cores go to the servers: a frame reader for WebSocket protocols (`frame-socket.ts`; Socket.IO's
+ * Engine.IO v4 framing is spoken directly over it), `node:http` streams for SSE, and a keep-alive
+ * agent for long-polling.
  * A client reports each bench publication's publish time to its sink, and nothing else.
  */
 import { get, type Agent, type ClientRequest } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
-import { BT_MARKER, btOfBuffer, ST_MARKER, stOfBuffer } from './payload.js';
+import { FrameSocket } from './frame-socket.js';
+import { BT_MARKER, readTimes, ST_MARKER, type Times } from './payload.js';
 import { BENCH_CHANNEL, type ClientKind } from './targets.js';
 
 export interface Sink {
@@ -102,39 +102,32 @@ export function openClient(
 // ---- WebSocket protocols ------------------------------------------------------------------
 
 interface WsProtocol {
-  onOpen?(ws: WebSocket, opening: Opening): void;
+  onOpen?(ws: FrameSocket, opening: Opening): void;
   /** A message that is not a bench publication. */
-  onControl?(ws: WebSocket, data: Buffer, opening: Opening): void;
+  onControl?(ws: FrameSocket, data: Buffer, opening: Opening): void;
 }
 
 function wsClient(url: string, index: number, sink: Sink, opening: Opening, protocol: WsProtocol): LoadClient {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  ws.on('open', () => protocol.onOpen?.(ws, opening));
-  ws.on('message', (data: Buffer) => {
-    const bt = btOfBuffer(data);
-    if (bt >= 0) sink.message(index, bt, stOfBuffer(data));
-    else protocol.onControl?.(ws, data, opening);
+  const times: Times = { bt: -1, st: -1 };
+  const ws = new FrameSocket(url, {
+    open: (socket) => protocol.onOpen?.(socket, opening),
+    message(data, start, end) {
+      if (readTimes(data, start, end, times)) sink.message(index, times.bt, times.st);
+      else protocol.onControl?.(ws, data.subarray(start, end), opening);
+    },
+    gone: (reason) => opening.fail(reason),
   });
-  ws.on('error', (error) => opening.fail(error.message));
-  ws.on('close', (code) => opening.fail(`closed with ${code}`));
   return { close: () => ws.terminate() };
-}
-
-/** The TCP socket under a `ws` client (not in its typings, stable since ws 1). */
-function socketOf(ws: WebSocket): Duplex {
-  return (ws as unknown as { _socket: Duplex })._socket;
 }
 
 const heraldWs: WsProtocol = {
   onOpen(ws) {
-    // Pipelined, as PROTOCOL.md allows: the hub runs a connection's commands in order, connect first.
-    // Still two messages, but they leave in one TCP write, as from any client that buffers the
-    // frames it queues in one go; `ws` alone would make a syscall per frame.
-    const socket = socketOf(ws);
-    socket.cork();
-    ws.send('{"id":1,"method":"connect","params":{}}');
-    ws.send(`{"id":2,"method":"subscribe","params":{"channel":"${BENCH_CHANNEL}"}}`);
-    socket.uncork();
+    // Pipelined, as PROTOCOL.md allows: the hub runs a connection's commands in order, connect
+    // first. Two frames in one TCP write, as from any client that buffers what it queues in one go.
+    ws.send(
+      '{"id":1,"method":"connect","params":{}}',
+      `{"id":2,"method":"subscribe","params":{"channel":"${BENCH_CHANNEL}"}}`,
+    );
   },
   onControl(_ws, data, opening) {
     if (opening.isReady()) return;

@@ -6,7 +6,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { measureAutocannon, type AutocannonResult } from './autocannon-load.js';
+import { AUTOCANNON_LABELS, measureAutocannon, type AutocannonResult } from './autocannon-load.js';
 import { DROP_TARGETS, dropSizes, measureDrop, type DropMeasurement } from './drop.js';
 import { measure, type Measurement } from './measure.js';
 import { HELP, parseBenchArgs, UsageError, type BenchOptions } from './options.js';
@@ -26,7 +26,8 @@ export interface BenchResult {
   readonly measurements: readonly Measurement[];
   /** The user-path scenarios: a separate publisher over HTTP. */
   readonly userPath: readonly UserPathMeasurement[];
-  readonly autocannon: AutocannonResult | undefined;
+  /** The autocannon scenario: Herald and the raw ws reference, one result each per round. */
+  readonly autocannon: readonly AutocannonResult[];
   /** The drop-and-resume scenario: connections cut while publishing. */
   readonly drop: readonly DropMeasurement[];
   readonly capacity: Measurement | undefined;
@@ -84,7 +85,7 @@ export async function runBench(
   const failures: string[] = [];
   let capacity: Measurement | undefined;
   const userPath: UserPathMeasurement[] = [];
-  let autocannon: AutocannonResult | undefined;
+  const autocannon: AutocannonResult[] = [];
   const drop: DropMeasurement[] = [];
   let leftRunning = 0;
   try {
@@ -107,15 +108,20 @@ export async function runBench(
         }
       }
     }
-    if (options.scenarios.includes('autocannon')) {
-      log(
-        `[${elapsed(started)}] autocannon: 50 connections, POST /api/publish, ${options.autocannonSubscribers} WebSocket subscribers`,
-      );
-      try {
-        autocannon = await measureAutocannon({ bench: options, children, log });
-        log(`    ${Math.round(autocannon.publishPerSecond)} publications/s, p99 ${autocannon.latencyP99} ms`);
-      } catch (error) {
-        failures.push(`autocannon: ${error instanceof Error ? error.message : String(error)}`);
+    for (let round = 1; options.scenarios.includes('autocannon') && round <= options.rounds; round++) {
+      for (const target of ['herald-ws', 'ws'] as const) {
+        log(
+          `[${elapsed(started)}] autocannon, round ${round}/${options.rounds}: ${AUTOCANNON_LABELS[target]}, 50 connections, ${options.autocannonSubscribers} WebSocket subscribers`,
+        );
+        try {
+          const a = await measureAutocannon({ target, round, bench: options, children, log });
+          autocannon.push(a);
+          log(`    ${Math.round(a.publishPerSecond)} publications/s, p99 ${a.latencyP99} ms`);
+        } catch (error) {
+          failures.push(
+            `autocannon ${AUTOCANNON_LABELS[target]}, round ${round}: ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
       }
     }
     for (const n of options.scenarios.includes('drop') ? dropSizes(options) : []) {
@@ -219,7 +225,8 @@ async function rerender(file: string): Promise<number> {
     measurements: Measurement[];
     capacity: Measurement | null;
     userPath?: UserPathMeasurement[];
-    autocannon?: AutocannonResult | null;
+    /** One result per round; a single object (or null) in runs saved before rounds applied to it. */
+    autocannon?: AutocannonResult[] | AutocannonResult | null;
     drop?: DropMeasurement[];
   };
   const report = buildReport(
@@ -228,7 +235,7 @@ async function rerender(file: string): Promise<number> {
     saved.capacity ?? undefined,
     saved.info,
     saved.userPath ?? [],
-    saved.autocannon ?? undefined,
+    savedAutocannon(saved.autocannon),
     saved.drop ?? [],
   );
   const dir = dirname(resolve(file));
@@ -269,4 +276,11 @@ function oneLine(m: Measurement): string {
     `${m.heapPerConnKiB.toFixed(1)} KiB heap/conn, ${Math.round(m.burst.throughput)} deliv/s, ` +
     `${m.burst.cpuPerDeliveryUs.toFixed(2)} us CPU/deliv, ${m.burst.syscallsPerDelivery?.toFixed(3) ?? '?'} writes/deliv${m.burst.complete ? '' : ' (INCOMPLETE)'}${lat === '' ? '' : `, ${lat}`}`
   );
+}
+
+/** Runs saved before autocannon had rounds and a raw ws reference hold one Herald result. */
+function savedAutocannon(saved: AutocannonResult[] | AutocannonResult | null | undefined): AutocannonResult[] {
+  if (Array.isArray(saved)) return saved;
+  if (saved === null || saved === undefined) return [];
+  return [{ ...saved, target: 'herald-ws', round: 1 }];
 }

@@ -40,9 +40,9 @@ function checkSettled(): void {
 
 const sink: Sink = {
   message(index, bt, st) {
-    const now = nowUs();
     phase.received++;
     if (phase.latency) {
+      const now = nowUs();
       phase.histogram.record(now - bt);
       if (st >= 0) phase.fromSchedule.record(now - st);
     }
@@ -50,7 +50,7 @@ const sink: Sink = {
     phase.counts[index] = count;
     if (count === phase.perClient) {
       phase.doneClients++;
-      phase.lastUs = now;
+      phase.lastUs = nowUs();
       checkSettled();
     }
   },

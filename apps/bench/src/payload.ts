@@ -19,27 +19,71 @@ export function benchPayload(bt: number, seq: number, bytes: number, st?: number
 }
 
 export const BT_MARKER = '"bt":';
-const BT_BYTES = Buffer.from(BT_MARKER);
-
-/** The publish time carried by a message, or -1 when the message is not a bench publication. */
-export function btOfBuffer(data: Buffer): number {
-  const i = data.indexOf(BT_BYTES);
-  if (i < 0) return -1;
-  return parseFloat(data.toString('latin1', i + BT_BYTES.length, i + BT_BYTES.length + 24));
-}
-
-export function btOfText(text: string, from = 0): number {
-  const i = text.indexOf(BT_MARKER, from);
-  if (i < 0) return -1;
-  return parseFloat(text.slice(i + BT_MARKER.length, i + BT_MARKER.length + 24));
-}
-
 export const ST_MARKER = '"st":';
-const ST_BYTES = Buffer.from(ST_MARKER);
 
-/** The scheduled time carried by a message, or -1 when it carries none. */
-export function stOfBuffer(data: Buffer): number {
-  const i = data.indexOf(ST_BYTES);
-  if (i < 0) return -1;
-  return parseFloat(data.toString('latin1', i + ST_BYTES.length, i + ST_BYTES.length + 24));
+/** What a received bench publication carries: its publish time, and its scheduled time or -1. */
+export interface Times {
+  bt: number;
+  st: number;
+}
+
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const B = 0x62;
+const S = 0x73;
+const T = 0x74;
+
+/**
+ * Reads the times of the bench publication in `data[start, end)` into `out`, without a copy;
+ * false when the message is not a bench publication. A loop over the bytes rather than
+ * `Buffer#indexOf`: the load generator runs it on every message, and two `indexOf` calls per
+ * message cost it 40 % of a core at 700,000 messages per second. Relies on the key order
+ * `benchPayload` writes: `"bt"`, then `"st"` when there is one.
+ */
+export function readTimes(data: Buffer, start: number, end: number, out: Times): boolean {
+  for (let i = start + 1; i + 4 < end; i++) {
+    if (data[i] !== B || data[i + 1] !== T || data[i - 1] !== QUOTE || data[i + 2] !== QUOTE || data[i + 3] !== COLON)
+      continue;
+    out.bt = readNumber(data, i + 4, end);
+    const after = numberEnd;
+    out.st =
+      after + 6 <= end &&
+      data[after] === COMMA &&
+      data[after + 1] === QUOTE &&
+      data[after + 2] === S &&
+      data[after + 3] === T &&
+      data[after + 4] === QUOTE &&
+      data[after + 5] === COLON
+        ? readNumber(data, after + 6, end)
+        : -1;
+    return true;
+  }
+  return false;
+}
+
+/** Where the last `readNumber` stopped. */
+let numberEnd = 0;
+
+/** A non-negative decimal number (the bench's times) at `data[at]`. */
+function readNumber(data: Buffer, at: number, end: number): number {
+  let value = 0;
+  let i = at;
+  for (; i < end; i++) {
+    const digit = (data[i] as number) - ZERO;
+    if (digit < 0 || digit > 9) break;
+    value = value * 10 + digit;
+  }
+  if (i < end && data[i] === DOT) {
+    let scale = 0.1;
+    for (i++; i < end; i++, scale /= 10) {
+      const digit = (data[i] as number) - ZERO;
+      if (digit < 0 || digit > 9) break;
+      value += digit * scale;
+    }
+  }
+  numberEnd = i;
+  return value;
 }

@@ -4,9 +4,9 @@
  */
 import type { Measurement } from './measure.js';
 import type { BenchOptions } from './options.js';
-import { cell, metricDefs, type Cell, type MetricDef } from './summary.js';
+import { cell, metricDefs, spread, type Cell, type MetricDef, type Spread } from './summary.js';
 import { BASELINE, TARGETS, type TargetId } from './targets.js';
-import type { AutocannonResult } from './autocannon-load.js';
+import { AUTOCANNON_LABELS, type AutocannonResult, type AutocannonTarget } from './autocannon-load.js';
 import type { DropMeasurement } from './drop.js';
 import { dropMarkdown } from './drop-report.js';
 import type { UserPathMeasurement } from './user-path.js';
@@ -65,7 +65,7 @@ export function buildReport(
   capacity: Measurement | undefined,
   info: RunInfo,
   userPath: readonly UserPathMeasurement[] = [],
-  autocannon?: AutocannonResult,
+  autocannon: readonly AutocannonResult[] = [],
   drop: readonly DropMeasurement[] = [],
 ): Report {
   const metrics = metricDefs(bench.rates);
@@ -94,26 +94,7 @@ export function buildReport(
 
   if (bench.quick) lines.push(`**Smoke test (--quick)**: figures from a small, short run; no target verdicts.`, ``);
   lines.push(...userPathMarkdown(bench, userPath, all));
-  if (autocannon !== undefined) {
-    const a = autocannon;
-    lines.push(
-      `## autocannon: ${a.connections} connections, POST /api/publish, ${a.subscribers} WebSocket subscribers`,
-      ``,
-      `${Math.round(a.publishPerSecond).toLocaleString('en-US')} publications/s acknowledged over ${a.seconds.toFixed(1)} s ` +
-        `(${a.ok.toLocaleString('en-US')} 2xx, ${a.non2xx} other answers, ${a.errors} errors); publish latency p50 ${a.latencyP50} ms, ` +
-        `p99 ${a.latencyP99} ms; server CPU ${a.cpuPerPublishUs.toFixed(1)} µs per publication; subscribers counted ` +
-        `${a.delivered.toLocaleString('en-US')} of ${a.expected.toLocaleString('en-US')} deliveries` +
-        (a.subscribersDropped > 0
-          ? `; **${a.subscribersDropped} of ${a.subscribers} subscribers were disconnected** during the run ` +
-            `(${Object.entries(a.dropReasons)
-              .map(([reason, n]) => `${reason}: ${n}`)
-              .join(', ')}; 4004 is the hub's queue bound, a client that did not read what it was sent), ` +
-            `which lightens the hub's work.`
-          : '; no subscriber was disconnected.') +
-        (bench.quick ? '' : ` Target ≥ 10,000 publications/s: ${autocannonVerdict(a)}.`),
-      ``,
-    );
-  }
+  lines.push(...autocannonMarkdown(bench, autocannon));
 
   lines.push(...dropMarkdown(bench, drop));
 
@@ -191,7 +172,7 @@ export function buildReport(
       checks,
       summary: summaryJson(bench, all),
       userPath,
-      autocannon: autocannon ?? null,
+      autocannon,
       drop,
     },
     null,
@@ -346,9 +327,80 @@ function ratioChart(bench: BenchOptions, all: readonly Measurement[], info: RunI
   return parts.join('\n') + '\n';
 }
 
-/** The autocannon target's verdict: the rate, with every subscriber kept to the end. */
-function autocannonVerdict(a: AutocannonResult): string {
-  if (a.subscribersDropped > 0) return '**not judged: subscribers were disconnected**';
-  if (a.publishPerSecond >= 10_000) return 'yes';
-  return `**no, by ${Math.round(10_000 - a.publishPerSecond).toLocaleString('en-US')}/s**`;
+/**
+ * The autocannon scenario: Herald and the raw ws reference side by side (median [min–max] over
+ * rounds, and Herald's ratio against raw ws round by round), then one line per run.
+ */
+function autocannonMarkdown(bench: BenchOptions, all: readonly AutocannonResult[]): string[] {
+  const first = all[0];
+  if (first === undefined) return [];
+  // Runs saved before the raw ws reference joined carry no target: they are Herald's.
+  const of = (target: AutocannonTarget): AutocannonResult[] => all.filter((a) => (a.target ?? 'herald-ws') === target);
+  const herald = of('herald-ws');
+  const raw = of('ws');
+  const whole = (v: number): string => Math.round(v).toLocaleString('en-US');
+  const fixed = (v: number): string => v.toFixed(1);
+  const show = (x: Spread | undefined, f: (v: number) => string): string =>
+    x === undefined ? 'n/a' : x.rounds === 1 ? f(x.median) : `${f(x.median)} [${f(x.min)}–${f(x.max)}]`;
+  const ratio = (get: (a: AutocannonResult) => number): Spread | undefined =>
+    spread(
+      herald.flatMap((h) => {
+        const r = raw.find((x) => x.round === h.round);
+        return r === undefined ? [] : [get(h) / get(r)];
+      }),
+    );
+  const showRatio = (x: Spread | undefined): string =>
+    x === undefined
+      ? ''
+      : x.rounds === 1
+        ? ` ×${x.median.toFixed(2)}`
+        : ` ×${x.median.toFixed(2)} (${x.min.toFixed(2)}–${x.max.toFixed(2)})`;
+  const lines = [
+    `## autocannon: ${first.connections} connections, POST publish, ${first.subscribers} WebSocket subscribers`,
+    ``,
+    `autocannon publishes to Herald (\`POST /api/publish\`) and to the raw ws reference server (\`POST /publish\`, one write per ` +
+      `subscriber per publication) in each round. Cells: median [min–max over rounds]; Herald's ×ratio against raw ws in the same round.`,
+    ``,
+    `| Server | publications/s | server CPU per publication, µs | publish p99, ms |`,
+    `|---|---:|---:|---:|`,
+  ];
+  for (const [rows, label] of [
+    [herald, AUTOCANNON_LABELS['herald-ws']],
+    [raw, AUTOCANNON_LABELS.ws],
+  ] as const) {
+    if (rows.length === 0) continue;
+    const isHerald = rows === herald;
+    lines.push(
+      `| ${label} | ${show(spread(rows.map((a) => a.publishPerSecond)), whole)}${isHerald ? showRatio(ratio((a) => a.publishPerSecond)) : ''} ` +
+        `| ${show(spread(rows.map((a) => a.cpuPerPublishUs)), fixed)}${isHerald ? showRatio(ratio((a) => a.cpuPerPublishUs)) : ''} ` +
+        `| ${show(spread(rows.map((a) => a.latencyP99)), whole)} |`,
+    );
+  }
+  lines.push(``);
+  for (const a of all) {
+    lines.push(
+      `- ${AUTOCANNON_LABELS[a.target]}, round ${a.round}: ${whole(a.publishPerSecond)}/s over ${a.seconds.toFixed(1)} s ` +
+        `(${a.ok.toLocaleString('en-US')} 2xx, ${a.non2xx} other answers, ${a.errors} errors); p50 ${a.latencyP50} ms; ` +
+        `subscribers counted ${a.delivered.toLocaleString('en-US')} of ${a.expected.toLocaleString('en-US')} deliveries` +
+        (a.subscribersDropped > 0
+          ? `; **${a.subscribersDropped} of ${a.subscribers} subscribers were disconnected** during the run ` +
+            `(${Object.entries(a.dropReasons)
+              .map(([reason, n]) => `${reason}: ${n}`)
+              .join(', ')}; 4004 is the hub's queue bound, a client that did not read what it was sent), ` +
+            `which lightens the server's work.`
+          : '; no subscriber was disconnected.'),
+    );
+  }
+  const rate = spread(herald.map((a) => a.publishPerSecond));
+  if (!bench.quick && rate !== undefined)
+    lines.push(``, `Target ≥ 10,000 publications/s (Herald, median): ${autocannonVerdict(herald, rate.median)}.`);
+  lines.push(``);
+  return lines;
+}
+
+/** The autocannon target's verdict: the median rate, with every subscriber kept to the end in every round. */
+function autocannonVerdict(rounds: readonly AutocannonResult[], median: number): string {
+  if (rounds.some((a) => a.subscribersDropped > 0)) return '**not judged: subscribers were disconnected**';
+  if (median >= 10_000) return 'yes';
+  return `**no, by ${Math.round(10_000 - median).toLocaleString('en-US')}/s**`;
 }

@@ -55,12 +55,21 @@ describe('herald bench --quick, user path and autocannon', { timeout: 240_000 },
         assert.ok(phase.cpuPerDeliveryUs > 0 && Number.isFinite(phase.p99FromSchedule), `${id}: figures`);
       }
     }
-    const a = result.autocannon;
-    assert.ok(a !== undefined && a.ok > 0 && a.subscribers === 20, 'autocannon published to 20 subscribers');
-    // Every acknowledged publication reached every subscriber (a few more may have, whose answers
-    // autocannon did not count as it stopped).
-    assert.equal(a.subscribersDropped, 0, 'autocannon: no subscriber was disconnected');
-    assert.ok(a.delivered >= a.expected, `autocannon: ${a.delivered} of ${a.expected} deliveries arrived`);
+    // Herald and the raw ws reference, once per round.
+    assert.deepEqual(
+      result.autocannon.map((a) => `${a.target} ${a.round}`),
+      Array.from({ length: result.options.rounds }, (_, i) => [`herald-ws ${i + 1}`, `ws ${i + 1}`]).flat(),
+    );
+    for (const a of result.autocannon) {
+      assert.ok(a.ok > 0 && a.subscribers === 20, `autocannon ${a.target} published to 20 subscribers`);
+      // Every acknowledged publication reached every subscriber (a few more may have, whose
+      // answers autocannon did not count as it stopped).
+      assert.equal(a.subscribersDropped, 0, `autocannon ${a.target}: no subscriber was disconnected`);
+      assert.ok(
+        a.delivered >= a.expected,
+        `autocannon ${a.target}: ${a.delivered} of ${a.expected} deliveries arrived`,
+      );
+    }
   });
 
   it('prints each scenario with numbers, and no target verdicts in a smoke test', async () => {
@@ -78,6 +87,8 @@ describe('herald bench --quick, user path and autocannon', { timeout: 240_000 },
         `numbers in every cell of "${row}"`,
       );
     }
-    assert.match(markdown, /## autocannon: 50 connections, POST \/api\/publish, 20 WebSocket subscribers/);
+    assert.match(markdown, /## autocannon: 50 connections, POST publish, 20 WebSocket subscribers/);
+    for (const label of ['Herald WebSocket', 'raw ws, one write per subscriber'])
+      assert.match(markdown, new RegExp(`^\\| ${label} \\| [\\d,]+ `, 'm'), `an autocannon row for ${label}`);
   });
 });

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HeraldError } from '@herald/protocol';
-import { checkOrigin, isOriginAllowed, type HeraldServer, type TransportContext } from '@herald/server';
+import { answerInTurn, checkOrigin, isOriginAllowed, type HeraldServer, type TransportContext } from '@herald/server';
 import type { Logger } from 'pino';
 import { AccessPolicy, type Access } from './access.js';
 import { createStream } from './create.js';
@@ -86,7 +86,8 @@ export class DurableStreamsHandler {
           const request = appendRequest(req.headers);
           const body = await readBody(req, this.#options.maxBodyBytes);
           const answer = await this.store.append(channel, request, body);
-          return send(res, answer.status, { ...base, ...answer.headers });
+          // Writers append in floods: under load, a turn's acknowledgements leave together.
+          return answerInTurn(res, () => send(res, answer.status, { ...base, ...answer.headers }));
         }
         case 'DELETE':
           this.#access.requireWrite(caller, channel);

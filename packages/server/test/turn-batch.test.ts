@@ -9,6 +9,7 @@ import { Duplex } from 'node:stream';
 import { describe, it } from 'node:test';
 import {
   FLUSH_BYTES,
+  answerInTurn,
   batchWrite,
   flushThreshold,
   leavesAtOnce,
@@ -121,5 +122,46 @@ describe('write batching per event-loop turn', () => {
     assert.deepEqual(socket.calls, []);
     await nextTurn();
     assert.deepEqual(socket.calls, [['answer', 'pub', 'close-frame']]);
+  });
+
+  it("gives an idle hub's answers at once, and a busy turn's answers together at its end", async () => {
+    await quiet();
+    const given: string[] = [];
+    const res = { destroy: (): void => assert.fail('no answer here throws') };
+    // An idle hub: each answer is given as it comes, even several in one turn.
+    answerInTurn(res, () => given.push('a1'));
+    answerInTurn(res, () => given.push('a2'));
+    assert.deepEqual(given, ['a1', 'a2'], 'given at once');
+    await nextTurn();
+    // That turn gave two answers: this one's wait for its end, in order, even a lone one.
+    answerInTurn(res, () => given.push('b1'));
+    answerInTurn(res, () => given.push('b2'));
+    assert.deepEqual(given, ['a1', 'a2']);
+    await nextTurn();
+    assert.deepEqual(given, ['a1', 'a2', 'b1', 'b2']);
+    answerInTurn(res, () => given.push('c1'));
+    assert.equal(given.length, 4, 'still busy: the last turn gave two');
+    await nextTurn();
+    assert.deepEqual(given.at(-1), 'c1');
+    // A turn of one answer makes the hub idle again.
+    answerInTurn(res, () => given.push('d1'));
+    assert.deepEqual(given.at(-1), 'd1', 'given at once');
+  });
+
+  it("ends only its own response when an answer throws; the turn's other answers are given", async () => {
+    await quiet();
+    const destroyed: string[] = [];
+    const response = (name: string) => ({ destroy: (error?: Error) => destroyed.push(`${name}: ${error?.message}`) });
+    const given: string[] = [];
+    answerInTurn(response('x'), () => given.push('x'));
+    answerInTurn(response('y'), () => given.push('y'));
+    await nextTurn();
+    answerInTurn(response('bad'), () => {
+      throw new Error('headers already sent');
+    });
+    answerInTurn(response('z'), () => given.push('z'));
+    await nextTurn();
+    assert.deepEqual(given, ['x', 'y', 'z']);
+    assert.deepEqual(destroyed, ['bad: headers already sent']);
   });
 });

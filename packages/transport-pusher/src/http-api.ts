@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CloseCode, ERROR_CODES, HeraldError, closeInfo } from '@herald/protocol';
-import { readBodyBytes, type Credentials, type Hub } from '@herald/server';
+import { answerInTurn, readBodyBytes, type Credentials, type Hub } from '@herald/server';
 import type { PusherApp, PusherApps } from './apps.js';
 import { appPrefix, channelType, heraldChannel, isValidPusherChannel, pusherChannel, userChannel } from './channels.js';
 import type { PusherOrigin } from './messages.js';
@@ -47,9 +47,11 @@ export class PusherApi {
       const rawQuery = url.search.startsWith('?') ? url.search.slice(1) : url.search;
       const problem = apiRequestProblem(app, req.method ?? 'GET', url.pathname, rawQuery, body, Date.now() / 1000);
       if (problem !== undefined) return send(res, { status: 401, body: problem });
-      send(res, await this.#route(app, req.method ?? 'GET', match[2] as string, url.searchParams, body));
+      const answer = await this.#route(app, req.method ?? 'GET', match[2] as string, url.searchParams, body);
+      // Backends trigger events in floods: under load, a turn's answers leave together.
+      answerInTurn(res, () => send(res, answer));
     } catch (error) {
-      send(res, thrown(error));
+      answerInTurn(res, () => send(res, thrown(error)));
     }
     return true;
   }

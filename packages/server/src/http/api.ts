@@ -20,6 +20,7 @@ import { revocationJson } from '../revocation/revocation.js';
 import type { Revocations } from '../revocation/revocations.js';
 import { rpc } from '../hooks/decisions.js';
 import { authenticate, checkOrigin, corsHeaders, hookClientOf, type TransportContext } from '../transports/context.js';
+import { answerInTurn } from '../transports/turn-batch.js';
 import { runBatch } from './api-batch.js';
 import { presenceStats } from './api-connections.js';
 import { API_METHODS, type ApiCaller } from './api-methods.js';
@@ -59,11 +60,12 @@ export class ApiRoutes {
     try {
       checkOrigin(this.#ctx, req);
       const body = await this.#route(req, url);
-      sendJson(res, 200, body, cors);
+      answerInTurn(res, () => sendJson(res, 200, body, cors));
     } catch (error) {
       if (!(error instanceof HeraldError))
         this.#ctx.logger.error({ err: error, path: url.pathname }, 'api request failed');
-      sendThrown(res, error, cors);
+      // Refusals under overload (429, 503) come in floods: they wait for the turn's end too.
+      answerInTurn(res, () => sendThrown(res, error, cors));
     }
   }
 
