@@ -72,6 +72,9 @@ async function measure(workerCount, port) {
     }
     if (workerCount > 1) await sleep(1000); // every worker listening
     let received = 0;
+    /** The round's deliveries, and when the last of them arrived. */
+    let expected = Number.POSITIVE_INFINITY;
+    let doneAt = 0;
     const sockets = [];
     for (let i = 0; i < subscribers; i += 200) {
       await Promise.all(
@@ -87,7 +90,7 @@ async function measure(workerCount, port) {
                 ws.send(`{"id":2,"method":"subscribe","params":{"channel":"${CHANNEL}"}}`);
               });
               ws.on('message', (data) => {
-                if (data[2] === 0x70 /* {"push" */) received++;
+                if (data[2] === 0x70 /* {"push" */ && ++received === expected) doneAt = performance.now();
                 else if (String(data).startsWith('{"id":2,')) resolve();
               });
             }),
@@ -95,9 +98,12 @@ async function measure(workerCount, port) {
       );
     }
     const figures = [];
+    const rates = [];
     for (let r = 0; r < rounds; r++) {
       received = 0;
+      expected = burst * subscribers;
       const cpu0 = treeCpuSeconds(hub.pid);
+      const start = performance.now();
       let next = 0;
       const body = JSON.stringify({ channel: CHANNEL, data: { pad: 'x'.repeat(60) } });
       await Promise.all(
@@ -114,16 +120,16 @@ async function measure(workerCount, port) {
           }
         }),
       );
-      const expected = burst * subscribers;
       const deadline = Date.now() + 60_000;
       while (received < expected && Date.now() < deadline) await sleep(20);
       const cpu = treeCpuSeconds(hub.pid) - cpu0;
       if (received < expected) throw new Error(`only ${received} of ${expected} deliveries`);
       figures.push((cpu * 1e6) / expected);
+      rates.push(expected / ((doneAt - start) / 1000));
       await sleep(500);
     }
     for (const ws of sockets) ws.terminate();
-    return figures;
+    return { figures, rates };
   } finally {
     hub.kill('SIGTERM');
     await new Promise((resolve) => hub.once('exit', resolve));
@@ -134,10 +140,13 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const one = await measure(1, 9411);
 const many = await measure(workers, 9412);
 const fmt = (xs) => `${median(xs).toFixed(2)} µs [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`;
+// Deliveries per second from the first publish to the last delivery: what the CPU bought.
+const rate = (xs) => `${Math.round(median(xs)).toLocaleString('en-US')} deliveries/s`;
 console.log(
   `${subscribers} subscribers, bursts of ${burst} via POST /api/publish (${inFlight} in flight), ${rounds} rounds`,
 );
-console.log(`one process:   server CPU per delivery ${fmt(one)}`);
+console.log(`one process:   server CPU per delivery ${fmt(one.figures)}, ${rate(one.rates)}`);
 console.log(
-  `--workers ${workers}:  server CPU per delivery ${fmt(many)}  (×${(median(many) / median(one)).toFixed(2)})`,
+  `--workers ${workers}:  server CPU per delivery ${fmt(many.figures)}  (×${(median(many.figures) / median(one.figures)).toFixed(2)}), ` +
+    `${rate(many.rates)} (×${(median(many.rates) / median(one.rates)).toFixed(2)})`,
 );

@@ -50,7 +50,8 @@ export class LocalLink {
       socket.setNoDelay(true);
       socket.once('connect', () => {
         this.#socket = socket;
-        this.#out = new LineWriter(socket);
+        // Requests leave as soon as the task that made them is done (see `Gather`).
+        this.#out = new LineWriter(socket, 'task');
         resolve();
       });
       socket.on('error', (error) => {

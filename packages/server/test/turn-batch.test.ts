@@ -164,4 +164,31 @@ describe('write batching per event-loop turn', () => {
     assert.deepEqual(given, ['x', 'y', 'z']);
     assert.deepEqual(destroyed, ['bad: headers already sent']);
   });
+
+  it('learns each policy only from the turns that exercised it', async () => {
+    await quiet();
+    const socket = new RecordingSocket();
+    const res = { destroy: (): void => assert.fail('no answer here throws') };
+    const given: string[] = [];
+    // A turn that batched writes: the sockets count as busy.
+    writeBatched(socket, Buffer.from('p1'), FLUSH);
+    writeBatched(socket, Buffer.from('p2'), FLUSH);
+    await nextTurn();
+    // A turn that only answered (as a worker's turns alternate): that says nothing about the sockets.
+    answerInTurn(res, () => given.push('a1'));
+    answerInTurn(res, () => given.push('a2'));
+    await nextTurn();
+    const before = socket.calls.length;
+    writeBatched(socket, Buffer.from('p3'), FLUSH);
+    assert.equal(socket.calls.length, before, 'still busy: the write waits for the end of the turn');
+    await nextTurn();
+    assert.deepEqual(socket.calls.at(-1), ['p3']);
+    // And a turn that only wrote says nothing about the answers: they still wait (two were given last time).
+    writeBatched(socket, Buffer.from('p4'), FLUSH);
+    await nextTurn();
+    answerInTurn(res, () => given.push('a3'));
+    assert.deepEqual(given, ['a1', 'a2'], 'the answer waits for the end of the turn');
+    await nextTurn();
+    assert.deepEqual(given, ['a1', 'a2', 'a3']);
+  });
 });

@@ -46,6 +46,8 @@ let turn = 0;
 /** Sockets this module corked in this turn. */
 let corked: Duplex[] = [];
 let scheduled = false;
+/** Whether this turn wrote to any socket through this module. */
+let wrote = false;
 /** Writes of this turn that were a socket's second or later (the batching that paid off). */
 let batched = 0;
 /** Whether the last turn batched anything: then first writes wait for the end of the turn too. */
@@ -65,9 +67,13 @@ let answering = false;
 function endOfTurn(): void {
   scheduled = false;
   turn = (turn + 1) & 0x3fffffff;
-  busy = batched > 0;
+  // Each policy learns only from turns that exercised it: a turn that only answered says nothing
+  // about the sockets' load, nor one that only wrote about the answers' (a worker's turns
+  // alternate between the two: its fan-outs would otherwise never count as busy).
+  if (wrote) busy = batched > 0;
+  wrote = false;
   batched = 0;
-  answering = answered > 1;
+  if (answered > 0) answering = answered > 1;
   answered = 0;
   const held = answers;
   answers = [];
@@ -88,6 +94,7 @@ function release(socket: Stamped): void {
 /** Marks `socket` as written in this turn; true when it is the turn's first write to it. */
 function firstInTurn(socket: Duplex): boolean {
   const stamped = socket as Stamped;
+  wrote = true;
   if (stamped[WRITTEN_IN] === turn) {
     batched++;
     return false;
