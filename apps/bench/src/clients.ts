@@ -13,7 +13,6 @@ import { BENCH_CHANNEL, type ClientKind } from './targets.js';
 export interface Sink {
   /** A bench publication arrived; `bt` is its publish time in us, `st` its scheduled time or -1. */
   message(index: number, bt: number, st: number): void;
-  /** A client that was ready went away. */
   /** A client that was ready closed; `reason` says how (`closed with <code>`, or the error). */
   dropped(index: number, reason: string): void;
 }
