@@ -13,6 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { Socket } from 'node:net';
+import { allocFrame } from './ws-frame.js';
 
 const HANDSHAKE_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OP_CONTINUATION = 0x0;
@@ -163,20 +164,9 @@ export class FrameSocket {
 
 /** A client frame (RFC 6455 section 5.3: always masked, with a fresh key). */
 function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const length = payload.length;
-  const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + 4 + length);
-  frame[0] = 0x80 | opcode;
-  if (header === 2) frame[1] = 0x80 | length;
-  else if (header === 4) {
-    frame[1] = 0x80 | 126;
-    frame.writeUInt16BE(length, 2);
-  } else {
-    frame[1] = 0x80 | 127;
-    frame.writeBigUInt64BE(BigInt(length), 2);
-  }
+  const { frame, payloadAt } = allocFrame(opcode, payload.length, true);
   const mask = randomBytes(4);
-  mask.copy(frame, header);
-  for (let i = 0; i < length; i++) frame[header + 4 + i] = (payload[i] as number) ^ (mask[i & 3] as number);
+  mask.copy(frame, payloadAt - 4);
+  for (let i = 0; i < payload.length; i++) frame[payloadAt + i] = (payload[i] as number) ^ (mask[i & 3] as number);
   return frame;
 }

@@ -1,17 +1,29 @@
-/** An unmasked server-to-client text frame (RFC 6455 section 5.2), built once per broadcast. */
-export function textFrame(text: string): Buffer {
-  const length = Buffer.byteLength(text);
+/** RFC 6455 section 5.2 frames for the bench's own WebSocket code (reference server, clients). */
+
+/**
+ * A final frame of `opcode` with its header written and room for `length` payload bytes (after a
+ * 4-byte mask key when `masked`, which the caller fills): the frame and where the payload starts.
+ */
+export function allocFrame(opcode: number, length: number, masked: boolean): { frame: Buffer; payloadAt: number } {
   const header = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(header + length);
-  frame[0] = 0x81;
-  if (header === 2) frame[1] = length;
+  const maskBit = masked ? 0x80 : 0;
+  const payloadAt = header + (masked ? 4 : 0);
+  const frame = Buffer.allocUnsafe(payloadAt + length);
+  frame[0] = 0x80 | opcode;
+  if (header === 2) frame[1] = maskBit | length;
   else if (header === 4) {
-    frame[1] = 126;
+    frame[1] = maskBit | 126;
     frame.writeUInt16BE(length, 2);
   } else {
-    frame[1] = 127;
+    frame[1] = maskBit | 127;
     frame.writeBigUInt64BE(BigInt(length), 2);
   }
-  frame.write(text, header, 'utf8');
+  return { frame, payloadAt };
+}
+
+/** An unmasked server-to-client text frame, built once per broadcast. */
+export function textFrame(text: string): Buffer {
+  const { frame, payloadAt } = allocFrame(0x1, Buffer.byteLength(text), false);
+  frame.write(text, payloadAt, 'utf8');
   return frame;
 }

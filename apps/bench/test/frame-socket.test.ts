@@ -8,8 +8,11 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { Writable } from 'node:stream';
+import * as wsModule from 'ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { FrameSocket } from '../src/frame-socket.ts';
+import { textFrame } from '../src/ws-frame.ts';
 import { benchPayload, readTimes, type Times } from '../src/payload.ts';
 
 describe('FrameSocket', () => {
@@ -71,7 +74,7 @@ describe('FrameSocket', () => {
       ws.on('pong', () => pongs++);
       ws.on('message', (data) => {
         received.push(String(data));
-        if (received.length < 2) return;
+        if (received.length < 3) return;
         ws.ping('are you there');
         for (const text of texts) ws.send(text);
         // One message in three frames, with a ping between its fragments (RFC 6455 5.4).
@@ -84,12 +87,20 @@ describe('FrameSocket', () => {
     };
     const client = open();
     await client.opened;
-    client.socket.send('{"id":1}', '{"id":2,"é":"ü"}');
-    while (client.messages.length < texts.length + 2) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(received, ['{"id":1}', '{"id":2,"é":"ü"}'], 'the server unmasked both frames');
-    assert.deepEqual(client.messages, [...texts, 'fragmented', 'last']);
-    assert.equal(pongs, 2, 'both pings answered');
-    client.socket.terminate();
+    const long = 'y'.repeat(70_000); // a 64-bit length: every header size of a masked frame
+    client.socket.send('{"id":1}', '{"id":2,"é":"ü"}', long);
+    // The second pong is on its way back when the last message arrives: wait for it too, bounded.
+    const deadline = Date.now() + 10_000;
+    while ((client.messages.length < texts.length + 2 || pongs < 2) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    try {
+      assert.deepEqual(received, ['{"id":1}', '{"id":2,"é":"ü"}', long], 'the server unmasked every frame');
+      assert.deepEqual(client.messages, [...texts, 'fragmented', 'last']);
+      assert.equal(pongs, 2, 'both pings answered');
+    } finally {
+      client.socket.terminate();
+    }
     assert.equal(await client.gone, 'terminated');
   });
 
@@ -129,5 +140,21 @@ describe('readTimes', () => {
     assert.equal(read('{"b":1,"t":2}'), false);
     const data = Buffer.from('{"id":1}{"bt":5}');
     assert.equal(readTimes(data, 0, 8, times), false, 'the next message in the buffer is not read');
+  });
+});
+
+/** `ws`'s own frame reader: exported at run time, though @types/ws does not declare it. */
+const { Receiver } = wsModule as unknown as { Receiver: new (options: { isServer: boolean }) => Writable };
+
+describe('textFrame', () => {
+  it("builds frames of every length class that ws's own client-side reader accepts", () => {
+    const texts = [0, 1, 125, 126, 65_535, 65_536, 300_000].map((n) => 'é'.repeat(n >> 1) + 'x'.repeat(n & 1));
+    texts.push('{"a":"ü"}');
+    const received: string[] = [];
+    const receiver = new Receiver({ isServer: false });
+    receiver.on('message', (data: Buffer) => received.push(String(data)));
+    receiver.on('error', (error: Error) => assert.fail(error));
+    for (const text of texts) receiver.write(textFrame(text));
+    assert.deepEqual(received, texts);
   });
 });
