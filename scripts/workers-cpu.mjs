@@ -7,6 +7,9 @@
 // Usage: node scripts/workers-cpu.mjs [SUBSCRIBERS=4000] [BURST=200] [ROUNDS=3] [WORKERS=2] [IN_FLIGHT=16]
 // With WORKERS_CPU_COUNT_WRITES=1 every hub process prints its socket writes when it stops
 // (scripts/count-writes.mjs).
+// Its subscribers are `ws` clients in this one process, which shares the cores with the hub: for
+// the figures users should read, the bench runs the same A/B on the user path with separate load
+// generators (`npx herald bench --scenarios user --user-targets herald-ws-serve,herald-ws-workers`).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -14,6 +14,7 @@ export const SERVER_SCRIPTS: Readonly<Record<ServerKind, string>> = {
   sse: 'server-sse',
   socketio: 'server-socketio',
   herald: 'server-herald',
+  'herald-cli': 'server-herald-cli',
 };
 
 export interface FleetSpec {

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { CUT_MAX_MS, CUT_MIN_MS, DROP_DEFAULT_CLIENTS, DROP_TARGET_IDS, type DropTargetId } from './drop.js';
 import { TARGET_IDS, type TargetId } from './targets.js';
-import { USER_TARGET_IDS, type UserTargetId } from './user-path.js';
+import { DEFAULT_USER_TARGET_IDS, USER_TARGET_IDS, type UserTargetId } from './user-path.js';
 
 export const SCENARIOS = ['user', 'autocannon', 'drop', 'inprocess'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -61,6 +61,8 @@ Usage: herald bench [options]
                             drop: connections cut while publishing, delivery counted (resume);
                             inprocess: the best case, publications in one loop inside the server
   --user-targets a,b,...    subset of: ${USER_TARGET_IDS.join(', ')}
+                            (default: all but herald-ws-serve and herald-ws-workers, which run
+                            the built herald command: one process, and --workers 2)
   --in-flight 16            publish requests in flight during a user-path burst
   --autocannon-seconds 10   autocannon: 50 connections POST /api/publish to Herald for this long
   --autocannon-subscribers 100  WebSocket subscribers meanwhile
@@ -152,7 +154,7 @@ export function parseBenchArgs(args: readonly string[]): BenchOptions | 'help' {
     if (!SCENARIOS.includes(s)) throw new UsageError(`unknown scenario "${s}" (known: ${SCENARIOS.join(', ')})`);
   }
   const userTargets = (values['user-targets']?.split(',').map((t) => t.trim()) ?? [
-    ...USER_TARGET_IDS,
+    ...DEFAULT_USER_TARGET_IDS,
   ]) as UserTargetId[];
   for (const t of userTargets) {
     if (!USER_TARGET_IDS.includes(t))

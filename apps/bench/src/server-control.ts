@@ -15,7 +15,18 @@ export interface BenchServer {
   /** Bearer key for that route, if it needs one. */
   readonly apiKey?: string;
   /** Open client connections as the server counts them. */
-  connections(): number;
+  connections(): number | Promise<number>;
+  /**
+   * For a server that runs as other processes (`herald serve --workers N`): readings of those,
+   * instead of this process's own.
+   */
+  readonly measured?: {
+    /** The processes it runs in. */
+    pids(): number[];
+    cpuUs(): number;
+    writeSyscalls(): number;
+    memory(): Promise<{ rss: number; heapUsed: number }>;
+  };
   /** Sends one publication to every client. */
   broadcast(payload: BenchPayload): void;
 }
@@ -30,13 +41,19 @@ export function serveControl(server: BenchServer): void {
           pid: process.pid,
           publishPath: server.publishPath ?? '/publish',
           apiKey: server.apiKey,
+          pids: server.measured?.pids() ?? [process.pid],
         };
       case 'mem':
-        return { memory: await memoryAfterGc(), connections: server.connections() };
+        return {
+          memory: await (server.measured?.memory() ?? memoryAfterGc()),
+          connections: await server.connections(),
+        };
       case 'cpu':
-        return { cpuUs: cpuUs(), atUs: nowUs(), syscw: writeSyscalls() };
+        return server.measured === undefined
+          ? { cpuUs: cpuUs(), atUs: nowUs(), syscw: writeSyscalls() }
+          : { cpuUs: server.measured.cpuUs(), atUs: nowUs(), syscw: server.measured.writeSyscalls() };
       case 'conns':
-        return { connections: server.connections() };
+        return { connections: await server.connections() };
       case 'burst': {
         const count = request.count as number;
         const bytes = request.bytes as number;

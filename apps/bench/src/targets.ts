@@ -1,7 +1,8 @@
 /** What the bench compares: each target is a server process kind plus the client that speaks to it. */
 export const BENCH_CHANNEL = 'bench';
 
-export type ServerKind = 'ws' | 'sse' | 'socketio' | 'herald';
+/** `herald-cli`: the `herald serve` command (server-herald-cli.ts); `herald`: `HeraldServer` in the bench's process. */
+export type ServerKind = 'ws' | 'sse' | 'socketio' | 'herald' | 'herald-cli';
 export type ClientKind = 'ws' | 'sse' | 'socketio' | 'herald-ws' | 'herald-sse' | 'herald-poll' | 'herald-socketio';
 
 export interface Target {

@@ -24,6 +24,8 @@ export const USER_TARGET_IDS = [
   'herald-sse',
   'herald-ws-redis',
   'herald-sse-redis',
+  'herald-ws-serve',
+  'herald-ws-workers',
 ] as const;
 export type UserTargetId = (typeof USER_TARGET_IDS)[number];
 
@@ -34,6 +36,8 @@ export interface UserTarget {
   readonly client: ClientKind;
   /** Two nodes sharing Redis, or one process on its own. */
   readonly redis: boolean;
+  /** The server process's arguments. */
+  readonly serverArgs?: readonly string[];
   /** The reference server its ratios are taken against, in the same round. */
   readonly reference: 'ws' | 'sse';
 }
@@ -81,7 +85,30 @@ export const USER_TARGETS: Readonly<Record<UserTargetId, UserTarget>> = {
     redis: true,
     reference: 'sse',
   },
+  // `herald serve` itself, one process and then two workers: the A/B of --workers, same command.
+  'herald-ws-serve': {
+    id: 'herald-ws-serve',
+    label: 'Herald WebSocket, herald serve',
+    server: 'herald-cli',
+    client: 'herald-ws',
+    redis: false,
+    reference: 'ws',
+  },
+  'herald-ws-workers': {
+    id: 'herald-ws-workers',
+    label: 'Herald WebSocket, herald serve --workers 2',
+    server: 'herald-cli',
+    serverArgs: ['--workers', '2'],
+    client: 'herald-ws',
+    redis: false,
+    reference: 'ws',
+  },
 };
+
+/** What `--user-targets` runs when not given: `herald serve` rows only when asked for. */
+export const DEFAULT_USER_TARGET_IDS: readonly UserTargetId[] = USER_TARGET_IDS.filter(
+  (id) => USER_TARGETS[id].server !== 'herald-cli',
+);
 
 export interface Latencies {
   /** Milliseconds, from the publish request. */
@@ -118,6 +145,8 @@ export interface UserPathMeasurement {
   readonly round: number;
   readonly connected: number;
   readonly nodes: number;
+  /** The server processes, every node's (a node of `herald serve --workers 2` is three). */
+  readonly serverPids: readonly number[];
   readonly burst: UserPhase;
   readonly paced: readonly UserPhase[];
 }
@@ -161,7 +190,7 @@ export async function measureUserPath(o: UserPathOptions): Promise<UserPathMeasu
   const prefix = target.redis ? benchPrefix() : undefined;
   const nodes =
     prefix === undefined
-      ? [[]]
+      ? [target.serverArgs ?? []]
       : [
           ['--redis', prefix],
           ['--redis', prefix],
@@ -230,7 +259,8 @@ export async function measureUserPath(o: UserPathOptions): Promise<UserPathMeasu
     const paced: UserPhase[] = [];
     for (const rate of bench.rates) paced.push(await phase(rate, Math.max(3, Math.round(rate * bench.latencySeconds))));
     await Promise.all(loadGens.map((lg) => lg.request('close', {}, 30_000).catch(() => undefined)));
-    return { target: target.id, n, round: o.round, connected, nodes: nodes.length, burst, paced };
+    const serverPids = fleet.hellos.flatMap((h) => h.pids as number[]);
+    return { target: target.id, n, round: o.round, connected, nodes: nodes.length, serverPids, burst, paced };
   } finally {
     await publisher.stop(2_000);
     await fleet.stop();

@@ -19,7 +19,7 @@ const ARGS = [
   '--scenarios',
   'user,autocannon',
   '--user-targets',
-  'herald-ws,herald-sse-redis',
+  'herald-ws,herald-sse-redis,herald-ws-workers',
   '--sizes',
   '50',
   '--rates',
@@ -43,12 +43,14 @@ describe('herald bench --quick, user path and autocannon', { timeout: 240_000 },
   it('runs every scenario, references included, with every publication delivered', () => {
     assert.deepEqual(result.failures, []);
     assert.equal(result.leftRunning, 0);
-    assert.deepEqual(result.options.userTargets, ['ws', 'sse', 'herald-ws', 'herald-sse-redis']);
+    assert.deepEqual(result.options.userTargets, ['ws', 'sse', 'herald-ws', 'herald-sse-redis', 'herald-ws-workers']);
     for (const id of result.options.userTargets) {
       const m = result.userPath.find((x) => x.target === id);
       assert.ok(m, `a measurement of ${id}`);
       assert.equal(m.connected, 50);
       assert.equal(m.nodes, USER_TARGETS[id].redis ? 2 : 1);
+      // herald serve --workers 2: a primary and two workers, every delivery through the shared broker.
+      assert.equal(m.serverPids.length, id === 'herald-ws-workers' ? 3 : m.nodes, `${id}: server processes`);
       for (const phase of [m.burst, ...m.paced]) {
         assert.equal(phase.publishFailed, 0, `${id}: every publish answered 200`);
         assert.equal(phase.delivered, phase.expected, `${id} ${phase.rate}/s: every delivery arrived`);
@@ -70,6 +72,22 @@ describe('herald bench --quick, user path and autocannon', { timeout: 240_000 },
         `autocannon ${a.target}: ${a.delivered} of ${a.expected} deliveries arrived`,
       );
     }
+  });
+
+  it('leaves no server process behind, herald serve and its workers included', async () => {
+    const pids = result.userPath.flatMap((m) => m.serverPids);
+    const alive = (): number[] =>
+      pids.filter((pid) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+    // herald serve drains on SIGTERM: give it a moment, bounded.
+    for (let i = 0; i < 100 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(alive(), []);
   });
 
   it('prints each scenario with numbers, and no target verdicts in a smoke test', async () => {

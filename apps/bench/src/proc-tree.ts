@@ -1,0 +1,66 @@
+/**
+ * Readings of a process and its live children from Linux `/proc`: for a server that runs as
+ * several processes (`herald serve --workers N`: a primary and its workers), whose CPU time,
+ * memory and write syscalls the bench must count whole, as it counts one process's.
+ */
+import { readFileSync } from 'node:fs';
+
+/** Clock ticks per second of `/proc/PID/stat` times (getconf CLK_TCK; 100 on Linux). */
+const TICKS_PER_SECOND = 100;
+
+/** `pid` and its children, recursively (a worker may fork too). */
+export function processTree(pid: number): number[] {
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    const p = tree[i] as number;
+    try {
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      if (children !== '') tree.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // gone meanwhile: it has no children to count
+    }
+  }
+  return tree;
+}
+
+/** Sums `read(pid)` over the tree; a process that ended meanwhile counts no more. */
+function sumOver(pid: number, read: (p: number) => number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += read(p);
+    } catch {
+      // ended between the listing and the reading
+    }
+  }
+  return total;
+}
+
+/** User + system CPU time of the tree, µs (at the kernel's 10 ms resolution). */
+export function treeCpuUs(pid: number): number {
+  return sumOver(pid, (p) => {
+    // Fields after the command name, which may hold spaces but ends with ') '.
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND) * 1e6;
+  });
+}
+
+/** Resident memory of the tree, bytes. */
+export function treeRssBytes(pid: number): number {
+  return sumOver(pid, (p) => {
+    const line = readFileSync(`/proc/${p}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmRSS:'));
+    return line === undefined ? 0 : Number(line.slice(6).trim().split(/\s+/)[0]) * 1024;
+  });
+}
+
+/** Write-family syscalls of the tree (`/proc/PID/io` `syscw`). */
+export function treeWriteSyscalls(pid: number): number {
+  return sumOver(pid, (p) => {
+    const line = readFileSync(`/proc/${p}/io`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('syscw:'));
+    return line === undefined ? 0 : Number(line.slice(6).trim());
+  });
+}
