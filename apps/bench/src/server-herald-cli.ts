@@ -12,7 +12,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { processTree, treeCpuUs, treeRssBytes, treeWriteSyscalls } from './proc-tree.js';
 import { serveControl } from './server-control.js';
@@ -29,21 +28,12 @@ if (!existsSync(new URL('../dist/cli.js', `file://${realpathSync(cli)}`))) {
   throw new Error(`the herald command is not built (${cli}): npm run build`);
 }
 
-/** A port nothing listens on now: the workers share one, so it cannot be 0. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-const port = await freePort();
 const apiKey = randomBytes(24).toString('base64url');
 const hub = spawn(process.execPath, [cli, 'serve', ...(workers > 1 ? ['--workers', String(workers)] : [])], {
   env: {
     ...process.env,
-    PORT: String(port),
+    // Port 0: the workers share the one the primary is given (node's cluster), read off the banner.
+    PORT: '0',
     HOST: '127.0.0.1',
     HERALD_API_KEY: apiKey,
     HERALD_JWT_SECRET: randomBytes(32).toString('base64url'),
@@ -59,16 +49,22 @@ if (hubPid === undefined) throw new Error('herald serve did not start');
 process.on('exit', () => hub.kill('SIGTERM'));
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => process.exit(0));
 
-await new Promise<void>((resolve, reject) => {
+const port = await new Promise<number>((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('herald serve did not listen within 60 s')), 60_000);
   hub.once('exit', (code, signal) => reject(new Error(`herald serve exited (${signal ?? code})`)));
   // The primary prints its banner once every worker listens (a single process, once it listens).
-  hub.stdout.once('data', () => {
+  let banner = '';
+  const read = (chunk: Buffer): void => {
+    banner += chunk.toString();
+    const address = /listening on https?:\/\/[^\s]+:(\d+)/.exec(banner);
+    if (address === null) return;
     clearTimeout(timer);
-    resolve();
-  });
+    hub.stdout.off('data', read);
+    hub.stdout.resume();
+    resolve(Number(address[1]));
+  };
+  hub.stdout.on('data', read);
 });
-hub.stdout.resume();
 
 /** The hub's own count, summed over its workers (any worker's /metrics answers for all). */
 async function connections(): Promise<number> {
