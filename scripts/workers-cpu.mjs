@@ -11,37 +11,14 @@
 // the figures users should read, the bench runs the same A/B on the user path with separate load
 // generators (`npx herald bench --scenarios user --user-targets herald-ws-serve,herald-ws-workers`).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+// The bench's reader of a process tree's CPU time (built by `npm run build`, as the hub is).
+import { treeCpuUs } from '../apps/bench/dist/proc-tree.js';
 
 const [subscribers = 4000, burst = 200, rounds = 3, workers = 2, inFlight = 16] = process.argv.slice(2).map(Number);
 const API_KEY = 'workers-cpu-api-key-0123456789';
 const CHANNEL = 'bench:workers';
-const TICK = 100; // clock ticks per second on Linux (getconf CLK_TCK)
-
-/** utime + stime of a process and its live children, in seconds. */
-function treeCpuSeconds(pid) {
-  let total = 0;
-  const pids = [pid, ...childrenOf(pid)];
-  for (const p of pids) {
-    try {
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / TICK;
-    } catch {
-      // a process that is gone counts no more
-    }
-  }
-  return total;
-}
-
-function childrenOf(pid) {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 async function measure(workerCount, port) {
   const count = process.env.WORKERS_CPU_COUNT_WRITES === '1' ? ['--import=./scripts/count-writes.mjs'] : [];
@@ -105,7 +82,7 @@ async function measure(workerCount, port) {
     for (let r = 0; r < rounds; r++) {
       received = 0;
       expected = burst * subscribers;
-      const cpu0 = treeCpuSeconds(hub.pid);
+      const cpu0 = treeCpuUs(hub.pid) / 1e6;
       const start = performance.now();
       let next = 0;
       const body = JSON.stringify({ channel: CHANNEL, data: { pad: 'x'.repeat(60) } });
@@ -125,7 +102,7 @@ async function measure(workerCount, port) {
       );
       const deadline = Date.now() + 60_000;
       while (received < expected && Date.now() < deadline) await sleep(20);
-      const cpu = treeCpuSeconds(hub.pid) - cpu0;
+      const cpu = treeCpuUs(hub.pid) / 1e6 - cpu0;
       if (received < expected) throw new Error(`only ${received} of ${expected} deliveries`);
       figures.push((cpu * 1e6) / expected);
       rates.push(expected / ((doneAt - start) / 1000));

@@ -45,22 +45,30 @@ export function treeCpuUs(pid: number): number {
   });
 }
 
+/**
+ * The number on a `Key: value` line of a `/proc` file (`status`, `io`), its first word (`VmRSS:
+ * 40488 kB` reads 40488); undefined when the file has no such line. Throws when the process is gone.
+ */
+export function procNumber(pid: number | 'self', file: string, key: string): number | undefined {
+  const line = readFileSync(`/proc/${pid}/${file}`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${key}:`));
+  return line === undefined
+    ? undefined
+    : Number(
+        line
+          .slice(key.length + 1)
+          .trim()
+          .split(/\s+/)[0],
+      );
+}
+
 /** Resident memory of the tree, bytes. */
 export function treeRssBytes(pid: number): number {
-  return sumOver(pid, (p) => {
-    const line = readFileSync(`/proc/${p}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('VmRSS:'));
-    return line === undefined ? 0 : Number(line.slice(6).trim().split(/\s+/)[0]) * 1024;
-  });
+  return sumOver(pid, (p) => (procNumber(p, 'status', 'VmRSS') ?? 0) * 1024);
 }
 
 /** Write-family syscalls of the tree (`/proc/PID/io` `syscw`). */
 export function treeWriteSyscalls(pid: number): number {
-  return sumOver(pid, (p) => {
-    const line = readFileSync(`/proc/${p}/io`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('syscw:'));
-    return line === undefined ? 0 : Number(line.slice(6).trim());
-  });
+  return sumOver(pid, (p) => procNumber(p, 'io', 'syscw') ?? 0);
 }

@@ -4,6 +4,7 @@
  * (the channel disconnects) exits at once, so no bench process outlives the run.
  */
 import { readFileSync } from 'node:fs';
+import { procNumber } from './proc-tree.js';
 
 export interface Request {
   readonly id: number;
@@ -55,10 +56,7 @@ export async function memoryAfterGc(): Promise<NodeJS.MemoryUsage> {
 /** Write-family syscalls this process made so far (Linux `/proc/self/io` `syscw`), or -1. */
 export function writeSyscalls(): number {
   try {
-    const line = readFileSync('/proc/self/io', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('syscw:'));
-    return line === undefined ? -1 : Number(line.slice(6).trim());
+    return procNumber('self', 'io', 'syscw') ?? -1;
   } catch {
     return -1;
   }

@@ -20,18 +20,26 @@ export interface BenchServer {
    * For a server that runs as other processes (`herald serve --workers N`): readings of those,
    * instead of this process's own.
    */
-  readonly measured?: {
-    /** The processes it runs in. */
-    pids(): number[];
-    cpuUs(): number;
-    writeSyscalls(): number;
-    memory(): Promise<{ rss: number; heapUsed: number }>;
-  };
+  readonly measured?: Readings;
   /** Sends one publication to every client. */
   broadcast(payload: BenchPayload): void;
 }
 
+/** What the bench reads off a server's processes. */
+export interface Readings {
+  /** The processes it runs in. */
+  pids(): number[];
+  /** CPU time, µs. */
+  cpuUs(): number;
+  writeSyscalls(): number;
+  memory(): Promise<{ rss: number; heapUsed: number }>;
+}
+
+/** This process's own readings: every server the bench runs in its own process. */
+const OWN: Readings = { pids: () => [process.pid], cpuUs, writeSyscalls, memory: memoryAfterGc };
+
 export function serveControl(server: BenchServer): void {
+  const readings = server.measured ?? OWN;
   serveRpc(async (request) => {
     switch (request.cmd) {
       case 'hello':
@@ -41,17 +49,15 @@ export function serveControl(server: BenchServer): void {
           pid: process.pid,
           publishPath: server.publishPath ?? '/publish',
           apiKey: server.apiKey,
-          pids: server.measured?.pids() ?? [process.pid],
+          pids: readings.pids(),
         };
       case 'mem':
         return {
-          memory: await (server.measured?.memory() ?? memoryAfterGc()),
+          memory: await readings.memory(),
           connections: await server.connections(),
         };
       case 'cpu':
-        return server.measured === undefined
-          ? { cpuUs: cpuUs(), atUs: nowUs(), syscw: writeSyscalls() }
-          : { cpuUs: server.measured.cpuUs(), atUs: nowUs(), syscw: server.measured.writeSyscalls() };
+        return { cpuUs: readings.cpuUs(), atUs: nowUs(), syscw: readings.writeSyscalls() };
       case 'conns':
         return { connections: await server.connections() };
       case 'burst': {
