@@ -5,6 +5,7 @@
  * shared store, publications come back for the channels this worker subscribed to.
  */
 import type { ClientInfo } from '@herald/protocol';
+import { holdTurnFor } from '@herald/server';
 import type {
   Broker,
   BrokerEvents,
@@ -57,7 +58,12 @@ export class LocalBroker implements Broker {
   }
 
   publish(draft: PublishDraft): Promise<PublishResult> {
-    return this.#link.call('publish', draft);
+    // The primary answers within microseconds, the publication first: the turn that forwarded
+    // the publish waits for it, so the publication leaves in that turn's writes (turn-batch.ts).
+    const released = holdTurnFor();
+    const reply = this.#link.call<PublishResult>('publish', draft);
+    reply.then(released, released);
+    return reply;
   }
 
   subscribe(channel: string): Promise<void> {

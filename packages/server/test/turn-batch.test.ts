@@ -6,12 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import {
   FLUSH_BYTES,
+  HOLD_MS,
   answerInTurn,
   batchWrite,
   flushThreshold,
+  holdTurnFor,
   leavesAtOnce,
   writeAtTurnEnd,
   writeBatched,
@@ -190,5 +193,87 @@ describe('write batching per event-loop turn', () => {
     assert.deepEqual(given, ['a1', 'a2'], 'the answer waits for the end of the turn');
     await nextTurn();
     assert.deepEqual(given, ['a1', 'a2', 'a3']);
+  });
+
+  describe('a turn that asked for replies due at once (a worker publishing through its primary)', () => {
+    /** A turn that batched, so the next one corks from its first write. */
+    async function busy(socket: RecordingSocket): Promise<void> {
+      await quiet();
+      writeBatched(socket, Buffer.from('p1'), FLUSH);
+      writeBatched(socket, Buffer.from('p2'), FLUSH);
+      await nextTurn();
+    }
+
+    it('ends once the replies are in, so their publications leave in its writes', async () => {
+      const socket = new RecordingSocket();
+      await busy(socket);
+      const res = { destroy: (): void => assert.fail('no answer here throws') };
+      const given: string[] = [];
+      writeBatched(socket, Buffer.from('p3'), FLUSH);
+      const released = holdTurnFor();
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p2'], "the turn's end waits for the reply");
+      // The reply arrives: the primary sends the publication first, then the acknowledgement.
+      writeBatched(socket, Buffer.from('p4'), FLUSH);
+      answerInTurn(res, () => given.push('ack'));
+      answerInTurn(res, () => given.push('ack2'));
+      released();
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p3', 'p4'], 'one write for the turn and its reply');
+      assert.deepEqual(given, ['ack', 'ack2']);
+    });
+
+    it('does not wait for a reply that came within the turn', async () => {
+      const socket = new RecordingSocket();
+      await busy(socket);
+      writeBatched(socket, Buffer.from('p3'), FLUSH);
+      holdTurnFor()();
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p3']);
+    });
+
+    it(`waits ${HOLD_MS} ms at most for a reply that does not come`, async () => {
+      const socket = new RecordingSocket();
+      await busy(socket);
+      writeBatched(socket, Buffer.from('p3'), FLUSH);
+      const released = holdTurnFor();
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p2']);
+      await sleep(HOLD_MS + 50);
+      assert.deepEqual(socket.calls.at(-1), ['p3'], 'written when the wait timed out');
+      released();
+      writeBatched(socket, Buffer.from('p4'), FLUSH);
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p4'], 'a late reply changes nothing');
+    });
+
+    it('waits once: replies asked for during the wait do not extend it', async () => {
+      const socket = new RecordingSocket();
+      await busy(socket);
+      writeBatched(socket, Buffer.from('p3'), FLUSH);
+      const first = holdTurnFor();
+      await nextTurn();
+      // While it waits, a new request is read and forwarded, then the first reply comes.
+      const second = holdTurnFor();
+      writeBatched(socket, Buffer.from('p4'), FLUSH);
+      first();
+      await nextTurn();
+      assert.deepEqual(socket.calls.at(-1), ['p3', 'p4'], 'ended without waiting for the second');
+      second();
+    });
+
+    it('does not wait when nothing is held for the end of the turn (an idle hub forwards at once)', async () => {
+      // A turn of lone writes, which batched nothing: the hub is idle.
+      writeBatched(new RecordingSocket(), Buffer.from('idle'), FLUSH);
+      await nextTurn();
+      const socket = new RecordingSocket();
+      const released = holdTurnFor();
+      writeBatched(socket, Buffer.from('lone'), FLUSH);
+      await nextTurn();
+      // The next turn is idle too (nothing was batched): its lone write leaves at once.
+      writeBatched(socket, Buffer.from('reply'), FLUSH);
+      assert.deepEqual(socket.calls, [['lone'], ['reply']]);
+      released();
+    });
   });
 });

@@ -16,6 +16,12 @@
  * HTTP answers (`answerInTurn`: the server API's, Pusher's HTTP API's, Durable Streams' appends)
  * follow the same rhythm: under load, a turn's answers are given back to back at its end.
  *
+ * A hub worker (`herald serve --workers`) stores its publishes in the primary: a turn that
+ * forwarded some waits for their replies, due within microseconds, before it ends (`holdTurnFor`),
+ * so their publications leave in its writes, as one process's leave in the turn that took the
+ * request. It never waits for input it did not ask for (holding batches for the next turn left the
+ * subscribers idle: docs/scale-out.md, "Every core").
+ *
  * A socket's batch leaves early once it holds `flushAt` bytes (`flushThreshold` of the queue
  * bound: a quarter of it, at most 64 KiB): a turn that writes much to one socket (a replay page,
  * a flood) offers the kernel a large write at a time and never holds more back. The bytes held
@@ -65,6 +71,7 @@ let answered = 0;
 let answering = false;
 
 function endOfTurn(): void {
+  if (holdEnd()) return;
   scheduled = false;
   turn = (turn + 1) & 0x3fffffff;
   // Each policy learns only from turns that exercised it: a turn that only answered says nothing
@@ -81,6 +88,75 @@ function endOfTurn(): void {
   const sockets = corked;
   corked = [];
   for (const socket of sockets) release(socket as Stamped);
+}
+
+/**
+ * Replies due within microseconds: a worker's publishes to its primary (`holdTurnFor`). While some
+ * of the turn's are unanswered, the turn's end waits for them, once and for `HOLD_MS` at most.
+ */
+export const HOLD_MS = 1;
+/** Holds taken since the turn's end last ran or last began to wait, not yet released. */
+let open = 0;
+/** Which holds a waiting end waits for: those of `waitingFor`; `holdEpoch` is the current one. */
+let holdEpoch = 0;
+let waitingFor = -1;
+let waitingOn = 0;
+let holdTimer: NodeJS.Timeout | undefined;
+
+/** Whether the turn's end is waiting for holds; whether it just waited (it waits once). */
+let waiting = false;
+let waited = false;
+
+/** Whether the turn's end waits: it runs again when the holds are released or `HOLD_MS` passed. */
+function holdEnd(): boolean {
+  if (waiting) return true;
+  if (waited) {
+    waited = false;
+    return false;
+  }
+  if (open === 0 || (corked.length === 0 && answers.length === 0)) return false;
+  waiting = true;
+  waitingFor = holdEpoch++;
+  waitingOn = open;
+  open = 0;
+  holdTimer = setTimeout(stopWaiting, HOLD_MS);
+  return true;
+}
+
+/** The held end runs in the check phase of this loop iteration, after the replies' callbacks. */
+function stopWaiting(): void {
+  clearTimeout(holdTimer);
+  holdTimer = undefined;
+  waiting = false;
+  waited = true;
+  waitingFor = -1;
+  setImmediate(endOfTurn);
+}
+
+/**
+ * Call when the hub asks for a reply that is due within microseconds and whose answer it will
+ * write: a worker's publish to its primary, which stores it and sends back the publication and the
+ * acknowledgement together. Call the returned function when the reply came (or failed).
+ *
+ * Why: without it a worker forwards a publish in one turn and writes its publication in a later
+ * one, so at a given number of publishes in flight each of its writes to a subscriber carried
+ * about half as many publications as one process's, which stores and writes in the turn that took
+ * the request (docs/scale-out.md, "Every core"). With it, a turn that forwarded publishes ends
+ * once their replies are in, so their publications leave in that turn's writes. Only a
+ * turn that has writes or answers waiting waits: an idle hub's lone publish is forwarded, and its
+ * reply written at once, as before. The wait covers the replies asked for before the turn's end
+ * began to wait, never later ones (no chain of waits), and lasts `HOLD_MS` at most.
+ */
+export function holdTurnFor(): () => void {
+  const epoch = holdEpoch;
+  open++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    if (epoch === holdEpoch) open--;
+    else if (epoch === waitingFor && --waitingOn === 0) stopWaiting();
+  };
 }
 
 /** Uncorks a socket this module corked: its batch leaves now. */
