@@ -21,6 +21,7 @@ import type { Session, SessionTransport, Subscription } from '../core/session.js
 import { sendThrown } from '../http/respond.js';
 import { corsHeaders, disconnectJson, type TransportContext } from './context.js';
 import { drainedBelow } from './drain.js';
+import { PING_TICK_MS, PingRotation } from './ping-rotation.js';
 import { parseStreamRequest } from './stream-request.js';
 import { batchWrite, flushThreshold, writeBatched } from './turn-batch.js';
 import { channelsJson, subscribeAll } from './subscribe-all.js';
@@ -78,11 +79,13 @@ class SseStream implements SessionTransport, Pacer {
   /** How much a turn's batch may hold for this client (turn-batch.ts). */
   readonly #flushAt: number;
   /** The transport's open streams; this one leaves it when the client goes. */
-  readonly #registry: Set<SseStream>;
+  readonly #registry: PingRotation<SseStream>;
+  /** This stream's slot in the transport's ping rotation. */
+  pingSlot = -1;
   session: Session | undefined;
   #ended = false;
 
-  constructor(res: ServerResponse, ctx: TransportContext, http2: boolean, registry: Set<SseStream>) {
+  constructor(res: ServerResponse, ctx: TransportContext, http2: boolean, registry: PingRotation<SseStream>) {
     this.res = res;
     this.#ctx = ctx;
     this.#http2 = http2;
@@ -211,14 +214,14 @@ function cursorOf(session: Session): string {
 
 export class SseTransport {
   readonly #ctx: TransportContext;
-  readonly #streams = new Set<SseStream>();
+  /** Open streams, each sent a `: ping` once per `ssePingSeconds`, spread over it (ping-rotation.ts). */
+  readonly #streams: PingRotation<SseStream>;
   readonly #pinger: NodeJS.Timeout;
 
   constructor(ctx: TransportContext) {
     this.#ctx = ctx;
-    this.#pinger = setInterval(() => {
-      for (const stream of this.#streams) stream.ping();
-    }, ctx.ssePingSeconds * 1000).unref();
+    this.#streams = new PingRotation(ctx.ssePingSeconds * 1000, (stream) => stream.ping());
+    this.#pinger = setInterval(() => this.#streams.tick(), PING_TICK_MS).unref();
   }
 
   close(): void {

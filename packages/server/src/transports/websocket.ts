@@ -1,6 +1,6 @@
 /**
  * The WebSocket endpoint (PROTOCOL.md section 5): upgrades, and the sweeps over its connections
- * (connect deadlines, pings). `ws` owns the handshake, parsing, pings and close frames; each
+ * (connect deadlines; pings spread over the interval, ping-rotation.ts). `ws` owns the handshake, parsing, pings and close frames; each
  * connection is a codec around a command session (ws-connection.ts).
  */
 import type { IncomingMessage } from 'node:http';
@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { bearerToken } from '../http/credentials.js';
 import { hookClientOf, upgradeAllowed, type TransportContext } from './context.js';
+import { PING_TICK_MS, PingRotation } from './ping-rotation.js';
 import { WsConnection } from './ws-connection.js';
 
 /** Fragments one incoming message may arrive in. */
@@ -18,9 +19,10 @@ const MAX_BUFFERED_CHUNKS = 4096;
 export class WebSocketTransport {
   readonly #ctx: TransportContext;
   readonly #wss: WebSocketServer;
-  readonly #connections = new Set<WsConnection>();
+  /** Open connections, each pinged (and checked for a dead peer) once per ping interval. */
+  readonly #connections: PingRotation<WsConnection>;
   readonly #sweeper: NodeJS.Timeout;
-  #lastPing = Date.now();
+  readonly #pinger: NodeJS.Timeout;
 
   constructor(ctx: TransportContext, maxFrameBytes: number) {
     this.#ctx = ctx;
@@ -37,7 +39,9 @@ export class WebSocketTransport {
       clientTracking: false,
       skipUTF8Validation: false,
     });
+    this.#connections = new PingRotation(ctx.pingIntervalSeconds * 1000, (connection) => connection.heartbeat());
     this.#sweeper = setInterval(() => this.#sweep(), 1_000).unref();
+    this.#pinger = setInterval(() => this.#connections.tick(), PING_TICK_MS).unref();
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
@@ -57,17 +61,13 @@ export class WebSocketTransport {
 
   close(): void {
     clearInterval(this.#sweeper);
+    clearInterval(this.#pinger);
     for (const connection of this.#connections) connection.terminate();
   }
 
-  /** Connect deadlines every second; pings (and dead-peer checks) every ping interval. */
+  /** Connect deadlines, every second (pings are the rotation's). */
   #sweep(): void {
     const now = Date.now();
-    const ping = now - this.#lastPing >= this.#ctx.pingIntervalSeconds * 1000;
-    if (ping) this.#lastPing = now;
-    for (const connection of this.#connections) {
-      connection.checkConnectDeadline(now);
-      if (ping) connection.heartbeat();
-    }
+    for (const connection of this.#connections) connection.checkConnectDeadline(now);
   }
 }

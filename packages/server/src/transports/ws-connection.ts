@@ -35,6 +35,7 @@ import { defineEncoder, type Delivery } from '../core/delivery.js';
 import type { HookClient } from '../hooks/types.js';
 import { authenticate, type TransportContext } from './context.js';
 import { drainedBelow } from './drain.js';
+import type { PingRotation } from './ping-rotation.js';
 import { flushThreshold, writeAtTurnEnd, writeBatched } from './turn-batch.js';
 import { textFrame } from './ws-frame.js';
 
@@ -62,7 +63,9 @@ export class WsConnection implements CommandPeer<number> {
   readonly #socket: Duplex;
   readonly #commands: CommandSession<number>;
   /** The transport's open connections; this one leaves it when its socket closes. */
-  readonly #registry: Set<WsConnection>;
+  readonly #registry: PingRotation<WsConnection>;
+  /** This connection's slot in the transport's ping rotation. */
+  pingSlot = -1;
   readonly #connectDeadline: number;
   /** How much a turn's batch may hold for this client (turn-batch.ts). */
   readonly #flushAt: number;
@@ -74,7 +77,7 @@ export class WsConnection implements CommandPeer<number> {
     ws: WebSocket,
     socket: Duplex,
     handshakeToken: string | undefined,
-    registry: Set<WsConnection>,
+    registry: PingRotation<WsConnection>,
     hookClient: HookClient | undefined,
   ) {
     this.#ctx = ctx;
