@@ -6,9 +6,8 @@
  * waits it out. Measured on the bench machine with `node scripts/ping-stall.mjs` (`herald serve`,
  * 10,000 idle `ws` clients, the event loop's longest delay in windows of 5 s): 232-267 ms at each
  * sweep of pings every 5 s before, 30-51 ms spread; 14-46 ms spread at the default 25 s, and
- * 13-15 ms with no pings at all.
- * So each connection gets a slot, given in turn as connections arrive, and every `PING_TICK_MS`
- * one slot's connections are pinged: each still once per interval.
+ * 13-15 ms with no pings at all. So each connection gets a slot, given in turn as connections
+ * arrive, and every `PING_TICK_MS` one slot's connections are pinged: each still once per interval.
  *
  * Connections live in their slot's set (no per-connection map): the rotation is also the
  * transport's registry, iterable for drain and deadlines.

@@ -1,7 +1,8 @@
 /**
  * The WebSocket endpoint (PROTOCOL.md section 5): upgrades, and the sweeps over its connections
- * (connect deadlines; pings spread over the interval, ping-rotation.ts). `ws` owns the handshake, parsing, pings and close frames; each
- * connection is a codec around a command session (ws-connection.ts).
+ * (connect deadlines; pings spread over the interval, ping-rotation.ts). `ws` owns the handshake,
+ * parsing, pings and close frames; each connection is a codec around a command session
+ * (ws-connection.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
