@@ -7,6 +7,8 @@
 // Usage: node scripts/ping-stall.mjs [PING=25] [CONNECTIONS=10000] [SCRAPES=6]
 import { spawn, execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+// The bench's reader of a process tree's CPU time (built by `npm run build`, as the hub is).
+import { treeCpuUs } from '../apps/bench/dist/proc-tree.js';
 
 const [ping = 25, connections = 10_000, scrapes = 6] = process.argv.slice(2).map(Number);
 const PORT = 9111;
@@ -47,13 +49,16 @@ try {
   }
   await sleep(20_000);
   await metrics(); // starts the first window
+  const cpuBefore = treeCpuUs(hub.pid);
   const windows = [];
   for (let i = 0; i < scrapes; i++) {
     await sleep(5_000);
     windows.push(`${Math.round(read(await metrics(), 'herald_nodejs_eventloop_lag_max_seconds') * 1000)} ms`);
   }
+  const cpuMs = (treeCpuUs(hub.pid) - cpuBefore) / 1000;
   const open = read(await metrics(), 'herald_connections\\{transport="websocket"\\}');
   console.log(`${open} connections, pings every ${ping} s; longest event-loop delay per 5 s: ${windows.join(', ')}`);
+  console.log(`hub CPU over those ${5 * scrapes} s: ${Math.round(cpuMs)} ms`);
 } finally {
   for (const child of clients) child.kill();
   hub.kill();

@@ -1,8 +1,9 @@
 /** Health, readiness, metrics, heartbeats and the graceful drain of the hub library (PROTOCOL.md sections 1, 5, 6). */
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { api, publish, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
+import { api, publish, sleep, startHub, token, until, type TestHub } from '../../../test/support/hub.ts';
 import { poll } from '../../../test/support/poll.ts';
 import { RawSse, streamQuery } from '../../../test/support/sse.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
@@ -158,6 +159,40 @@ describe('heartbeats', () => {
     assert.deepEqual(await healthy.ok('ping'), {});
     await until(() => hub.server.hub.stats.connections.websocket === 1, 'the dropped session to end');
     healthy.close();
+  });
+
+  it('sends a due ping with the next publication, and the client reads both', async () => {
+    const subscriber = await WsTestClient.connect(hub.wsUrl, await token());
+    await subscriber.ok('subscribe', { channel: 'hb:pub' });
+    const seen: string[] = [];
+    subscriber.socket.on('ping', () => seen.push('ping'));
+    subscriber.socket.on('message', (data) => {
+      if (String(data).includes('"pub"')) seen.push('pub');
+    });
+    // What arrives on the wire: a ping that rode on a publication ends the same write (and read).
+    let riding = 0;
+    const tcp = (subscriber.socket as unknown as { _socket: Socket })._socket;
+    tcp.on('data', (chunk: Buffer) => {
+      const endsWithPing = chunk.length > 2 && chunk[chunk.length - 2] === 0x89 && chunk[chunk.length - 1] === 0;
+      if (endsWithPing && chunk.includes('"pub"')) riding++;
+    });
+    // A publication every 50 ms: each due ping (one a second) finds one to ride on within its tick.
+    let sent = 0;
+    while (seen.filter((e) => e === 'ping').length < 3 && sent < 200) {
+      await publish(hub, 'hb:pub', ++sent);
+      await sleep(50);
+    }
+    await until(() => subscriber.publications('hb:pub').length === sent, 'every publication');
+    assert.ok(seen.filter((e) => e === 'ping').length >= 3, `pinged: ${seen.join(' ')}`);
+    assert.ok(riding >= 2, `pings in the same write as a publication: ${riding}`);
+    assert.deepEqual(
+      subscriber.publications('hb:pub').map((p) => p.data),
+      Array.from({ length: sent }, (_, i) => i + 1),
+      'every publication, in order, the pings between them',
+    );
+    // Answered pings keep it alive: it is still connected after several intervals.
+    assert.equal(subscriber.closeCode, undefined);
+    subscriber.close();
   });
 
   it('sends SSE `: ping` comments at least every ssePingSeconds', async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PingRotation } from '../src/transports/ping-rotation.ts';
+import { PingRotation, SETTLE_TICKS } from '../src/transports/ping-rotation.ts';
 
 interface Conn {
   readonly name: string;
@@ -20,7 +20,7 @@ describe('ping rotation', () => {
   it('pings every connection once per interval, a slot of them per tick', () => {
     const pinged: string[][] = [];
     let tick: string[] = [];
-    const rotation = new PingRotation<Conn>(2500, (c) => tick.push(c.name), 250);
+    const rotation = new PingRotation<Conn>(2500, (c) => tick.push(c.name), undefined, 250);
     const all = conns(100);
     for (const c of all) rotation.add(c);
     assert.equal(rotation.size, 100);
@@ -42,7 +42,7 @@ describe('ping rotation', () => {
 
   it('never pings a connection that left, and keeps count', () => {
     const pinged = new Set<string>();
-    const rotation = new PingRotation<Conn>(1000, (c) => pinged.add(c.name), 250);
+    const rotation = new PingRotation<Conn>(1000, (c) => pinged.add(c.name), undefined, 250);
     const [a, b, c] = conns(3) as [Conn, Conn, Conn];
     rotation.add(a);
     rotation.add(b);
@@ -64,6 +64,7 @@ describe('ping rotation', () => {
         pinged.push(c.name);
         if (c.name === 'c1') rotation.delete(c);
       },
+      undefined,
       250,
     );
     for (const c of conns(4)) rotation.add(c);
@@ -71,5 +72,56 @@ describe('ping rotation', () => {
     rotation.tick();
     assert.deepEqual(pinged, ['c0', 'c1', 'c2', 'c3', 'c0', 'c2', 'c3']);
     assert.equal(rotation.size, 3);
+  });
+
+  it('settles a slot a quarter of the interval after pinging it (at most SETTLE_TICKS)', () => {
+    const events: string[] = [];
+    const rotation = new PingRotation<Conn>(
+      2000,
+      (c) => events.push(`ping ${c.name}`),
+      (c) => events.push(`settle ${c.name}`),
+      250,
+    );
+    for (const c of conns(8)) rotation.add(c);
+    for (let t = 0; t < 10; t++) rotation.tick();
+    // Eight slots: a ping waits two ticks (a quarter) for a write before it is sent alone.
+    assert.deepEqual(events.slice(0, 8), [
+      'ping c0',
+      'settle c6',
+      'ping c1',
+      'settle c7',
+      'ping c2',
+      'settle c0',
+      'ping c3',
+      'settle c1',
+    ]);
+    const long = new PingRotation<Conn>(
+      25_000,
+      () => undefined,
+      (c) => events.push(`late ${c.name}`),
+      250,
+    );
+    const [first] = conns(1) as [Conn];
+    long.add(first);
+    let ticks = 0;
+    events.length = 0;
+    while (events.length === 0 && ticks < 100) {
+      long.tick();
+      ticks++;
+    }
+    assert.equal(ticks, 1 + SETTLE_TICKS, 'at most SETTLE_TICKS at the default interval');
+  });
+
+  it('settles right after the ping when the interval is too short to wait', () => {
+    const events: string[] = [];
+    const rotation = new PingRotation<Conn>(
+      250,
+      (c) => events.push(`ping ${c.name}`),
+      (c) => events.push(`settle ${c.name}`),
+      250,
+    );
+    for (const c of conns(2)) rotation.add(c);
+    rotation.tick();
+    assert.deepEqual(events, ['ping c0', 'ping c1', 'settle c0', 'settle c1']);
   });
 });

@@ -9,12 +9,19 @@
  * 13-15 ms with no pings at all. So each connection gets a slot, given in turn as connections
  * arrive, and every `PING_TICK_MS` one slot's connections are pinged: each still once per interval.
  *
+ * A transport may let a due ping wait for a write to ride on (`settle`): the ping is then sent in
+ * the same write as the connection's next publication, and only a connection that got none within
+ * `SETTLE_TICKS` (at most a quarter of the interval, so the pong has the rest) is pinged alone.
+ *
  * Connections live in their slot's set (no per-connection map): the rotation is also the
  * transport's registry, iterable for drain and deadlines.
  */
 
 /** How often a slot is pinged: the interval is cut into slots this long. */
 export const PING_TICK_MS = 250;
+
+/** How many ticks a due ping may wait for a write to ride on: 1 s. */
+export const SETTLE_TICKS = 4;
 
 /** What the rotation holds: the slot is the rotation's, kept on the item to find it again. */
 export interface Rotating {
@@ -24,16 +31,25 @@ export interface Rotating {
 export class PingRotation<T extends Rotating> implements Iterable<T> {
   readonly #slots: Set<T>[];
   readonly #ping: (item: T) => void;
+  readonly #settle: ((item: T) => void) | undefined;
+  /** Ticks between a slot's ping and its settling; 0 settles right after the ping. */
+  readonly #settleLag: number;
   /** The slot the next item joins, and the slot the next tick pings. */
   #nextSlot = 0;
   #due = 0;
   #size = 0;
 
-  /** `ping` is called for each item once per `intervalMs`, cut into ticks of `tickMs`. */
-  constructor(intervalMs: number, ping: (item: T) => void, tickMs = PING_TICK_MS) {
+  /**
+   * `ping` is called for each item once per `intervalMs`, cut into ticks of `tickMs`; `settle`, if
+   * given, up to `SETTLE_TICKS` later for the same items (to send the pings that found no write
+   * to ride on).
+   */
+  constructor(intervalMs: number, ping: (item: T) => void, settle?: (item: T) => void, tickMs = PING_TICK_MS) {
     const count = Math.max(1, Math.round(intervalMs / tickMs));
     this.#slots = Array.from({ length: count }, () => new Set<T>());
     this.#ping = ping;
+    this.#settle = settle;
+    this.#settleLag = Math.min(SETTLE_TICKS, Math.floor(count / 4));
   }
 
   get size(): number {
@@ -52,13 +68,17 @@ export class PingRotation<T extends Rotating> implements Iterable<T> {
     if (this.#slots[item.pingSlot]?.delete(item) === true) this.#size--;
   }
 
-  /** Pings the connections of the slot that is due; call every `tickMs`. */
+  /** Pings the slot that is due, then settles the one pinged `settleLag` ticks ago; call every `tickMs`. */
   tick(): void {
-    const slot = this.#slots[this.#due]!;
-    this.#due = (this.#due + 1) % this.#slots.length;
+    const count = this.#slots.length;
+    const due = this.#due;
+    this.#due = (due + 1) % count;
     // A ping may end its connection (a dead peer), deleting it from the set: a Set's iteration
     // goes on past a deleted entry.
-    for (const item of slot) this.#ping(item);
+    for (const item of this.#slots[due]!) this.#ping(item);
+    const settle = this.#settle;
+    if (settle === undefined) return;
+    for (const item of this.#slots[(due + count - this.#settleLag) % count]!) settle(item);
   }
 
   *[Symbol.iterator](): Iterator<T> {

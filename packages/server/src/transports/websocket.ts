@@ -40,7 +40,11 @@ export class WebSocketTransport {
       clientTracking: false,
       skipUTF8Validation: false,
     });
-    this.#connections = new PingRotation(ctx.pingIntervalSeconds * 1000, (connection) => connection.heartbeat());
+    this.#connections = new PingRotation(
+      ctx.pingIntervalSeconds * 1000,
+      (connection) => connection.heartbeat(),
+      (connection) => connection.pingIfDue(),
+    );
     this.#sweeper = setInterval(() => this.#sweep(), 1_000).unref();
     this.#pinger = setInterval(() => this.#connections.tick(), PING_TICK_MS).unref();
   }

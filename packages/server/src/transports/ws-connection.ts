@@ -43,6 +43,8 @@ const pubFrame = defineEncoder((record: PublicationRecord): Buffer => textFrame(
 
 /** How long a closing socket may linger for its close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
+/** A server's ping frame, no payload (RFC 6455 section 5.5.2): FIN and opcode 0x9, length 0. */
+const PING_FRAME = Buffer.from([0x89, 0x00]);
 /** How long the hub waits for a client to take what it was sent before it counts as a slow consumer. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -71,6 +73,8 @@ export class WsConnection implements CommandPeer<number> {
   readonly #flushAt: number;
   #closing = false;
   #alive = true;
+  /** A ping is due: it leaves with the next publication, or alone at the rotation's next tick. */
+  #pingDue = false;
 
   constructor(
     ctx: TransportContext,
@@ -150,10 +154,14 @@ export class WsConnection implements CommandPeer<number> {
     return this.#socket.writableLength;
   }
 
-  /** A publication joins the turn's batch for this socket (see turn-batch.ts). */
+  /** A publication joins the turn's batch for this socket (see turn-batch.ts), a due ping with it. */
   writePublication(delivery: Delivery): void {
     if (this.#closing || this.#socket.destroyed) return;
-    writeBatched(this.#socket, delivery.encoded(pubFrame), this.#flushAt);
+    const frame = delivery.encoded(pubFrame);
+    if (this.#pingDue) {
+      this.#pingDue = false;
+      writeBatched(this.#socket, Buffer.concat([frame, PING_FRAME]), this.#flushAt);
+    } else writeBatched(this.#socket, frame, this.#flushAt);
   }
 
   writeJoinLeave(kind: 'join' | 'leave', channel: string, client: ClientInfo): void {
@@ -192,7 +200,12 @@ export class WsConnection implements CommandPeer<number> {
     }
   }
 
-  /** Ends a peer that did not answer the previous ping, then pings again. */
+  /**
+   * Ends a peer that did not answer the previous ping, then pings again: with the next publication
+   * written to it within a tick of the rotation, or alone (`pingIfDue`). A lone ping costs a write
+   * of its own, and on loopback the hub's write also does the receiving side's TCP work; riding on
+   * a publication it costs two bytes (ping-rotation.ts).
+   */
   heartbeat(): void {
     if (this.#closing) return;
     if (!this.#alive) {
@@ -200,7 +213,14 @@ export class WsConnection implements CommandPeer<number> {
       return;
     }
     this.#alive = false;
-    this.#ws.ping();
+    this.#pingDue = true;
+  }
+
+  /** A ping that found no publication to ride on within its tick leaves alone. */
+  pingIfDue(): void {
+    if (!this.#pingDue || this.#closing || this.#socket.destroyed) return;
+    this.#pingDue = false;
+    writeBatched(this.#socket, PING_FRAME, this.#flushAt);
   }
 
   /** Answers and control pushes join the turn's batch; all frames share it, so they keep their order. */
