@@ -29,7 +29,8 @@ export type DropClientKind = 'herald-ws' | 'herald-sse' | 'herald-poll' | 'ws' |
 /** What one client saw; `counts[seq]` saturates at 255. */
 interface Tally {
   counts: Uint8Array;
-  maxSeq: number;
+  /** The highest order key first delivered so far (see `deliver`). */
+  maxOrder: number;
   outOfOrder: number;
   /** Deliveries whose `seq` is outside the expected range (none are published). */
   strays: number;
@@ -59,7 +60,7 @@ const cutTimers = new Set<ReturnType<typeof setTimeout>>();
 function newTally(): Tally {
   return {
     counts: new Uint8Array(perClient),
-    maxSeq: -1,
+    maxOrder: -1,
     outOfOrder: 0,
     strays: 0,
     reconnects: 0,
@@ -70,8 +71,14 @@ function newTally(): Tally {
   };
 }
 
-/** A first delivery below the highest `seq` already seen is out of order; a repeat is a duplicate. */
-function deliver(t: Tally, seq: unknown): void {
+/**
+ * A first delivery below the highest order key already seen is out of order; a repeat of a `seq` is
+ * a duplicate. The order key is the hub's own order where the client sees it (Herald: the
+ * publication's offset), else the publisher's numbering (`seq`): the publisher sends on schedule
+ * with several requests in flight, so under load two publishes can reach a hub in the other order,
+ * and every client then rightly gets them in the order they were stored.
+ */
+function deliver(t: Tally, seq: unknown, order: number | undefined = undefined): void {
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0 || seq >= perClient) {
     t.strays++;
     return;
@@ -79,8 +86,9 @@ function deliver(t: Tally, seq: unknown): void {
   const count = t.counts[seq] as number;
   if (count === 0) {
     lastFirstDelivery = performance.now();
-    if (seq < t.maxSeq) t.outOfOrder++;
-    else t.maxSeq = seq;
+    const key = order ?? seq;
+    if (key < t.maxOrder) t.outOfOrder++;
+    else t.maxOrder = key;
   }
   if (count < 255) t.counts[seq] = count + 1;
 }
@@ -117,7 +125,7 @@ function heraldClient(kind: 'herald-ws' | 'herald-sse' | 'herald-poll', port: nu
     maxReconnectDelayMs: 2_000,
   });
   const sub = client.subscribe<BenchPayload>(BENCH_CHANNEL);
-  sub.on('publication', (pub) => deliver(tally, pub.data.seq));
+  sub.on('publication', (pub) => deliver(tally, pub.data.seq, pub.offset));
   sub.on('recovered', ({ recovered }) => {
     if (!recovered) tally.notRecovered++;
   });

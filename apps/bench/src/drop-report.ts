@@ -61,7 +61,9 @@ export function dropMarkdown(bench: BenchOptions, all: readonly DropMeasurement[
       `target's publish route; meanwhile every client's connection is cut from the client side (its TCP connection ` +
       `destroyed), first within ${CUT_MIN_MS / 1000} s, then every ${CUT_MIN_MS / 1000}–${CUT_MAX_MS / 1000} s, and the ` +
       `client reconnects as its library does. Shares are of client × publication pairs, rounds pooled. ` +
-      `Out of order: first deliveries after a later publication. Not recovered: reconnects after which the library ` +
+      `Out of order: first deliveries after a later publication (in the hub's order, its offsets, for Herald; in ` +
+      `the publisher's numbering for the references, where two publishes in flight may legitimately reach the ` +
+      `server in the other order). Not recovered: reconnects after which the library ` +
       `said the missed publications were not replayed.`,
     ``,
   );

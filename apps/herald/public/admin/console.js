@@ -21,7 +21,16 @@ async function call(method, path, body) {
   return answer;
 }
 
-function showError(error) {
+/** Which part of the page the error shown came from: a part's success clears only its own error. */
+let errorFrom;
+
+/**
+ * Shows `error` (from `from`: 'channel', 'user', 'publish' or 'action'), or clears the error shown if
+ * it came from `from`: the user view refreshing every 3 s must not clear the channel view's error.
+ */
+function showError(error, from) {
+  if (error === undefined && errorFrom !== from) return;
+  errorFrom = error === undefined ? undefined : from;
   const box = $('console-error');
   box.hidden = error === undefined;
   box.textContent = error === undefined ? '' : String(error.message ?? error);
@@ -44,9 +53,9 @@ function actionCell(label, danger, action) {
     button.disabled = true;
     try {
       await action();
-      showError(undefined);
+      showError(undefined, 'action');
     } catch (error) {
-      showError(error);
+      showError(error, 'action');
     } finally {
       button.disabled = false;
     }
@@ -118,9 +127,9 @@ async function refreshChannel() {
             return tr;
           }),
       );
-    showError(undefined);
+    showError(undefined, 'channel');
   } catch (error) {
-    showError(error);
+    showError(error, 'channel');
   }
 }
 
@@ -170,7 +179,7 @@ async function startLog(channel) {
     state.logEvents = new Set();
     state.logPublication = publication;
   } catch (error) {
-    showError(error);
+    showError(error, 'channel');
   }
 }
 
@@ -182,7 +191,7 @@ async function publish(event) {
   try {
     data = JSON.parse($('publish-data').value);
   } catch {
-    return showError(new Error('the data is not valid JSON'));
+    return showError(new Error('the data is not valid JSON'), 'publish');
   }
   const name = $('publish-event').value.trim();
   if (name !== '' && state.log !== undefined && !state.logEvents.has(name)) {
@@ -191,10 +200,10 @@ async function publish(event) {
   }
   try {
     await call('POST', '/publish', { channel, data, ...(name === '' ? {} : { event: name }) });
-    showError(undefined);
+    showError(undefined, 'publish');
     await refreshChannel();
   } catch (error) {
-    showError(error);
+    showError(error, 'publish');
   }
 }
 
@@ -233,9 +242,9 @@ async function refreshUser() {
           return tr;
         }),
       );
-    showError(undefined);
+    showError(undefined, 'user');
   } catch (error) {
-    showError(error);
+    showError(error, 'user');
   }
 }
 
@@ -254,7 +263,7 @@ $('uv-disconnect-all').addEventListener('click', async () => {
     await call('POST', '/disconnect', { user: state.user, reconnect: false }); // api-field
     await refreshUser();
   } catch (error) {
-    showError(error);
+    showError(error, 'user');
   }
 });
 // The channel table of the dashboard drills down: a click on a row opens that channel here.
