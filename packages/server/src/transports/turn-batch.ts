@@ -95,28 +95,27 @@ function endOfTurn(): void {
  * of the turn's are unanswered, the turn's end waits for them, once and for `HOLD_MS` at most.
  */
 export const HOLD_MS = 1;
-/** Holds taken since the turn's end last ran or last began to wait, not yet released. */
-let open = 0;
-/** Which holds a waiting end waits for: those of `waitingFor`; `holdEpoch` is the current one. */
+/**
+ * Holds are counted by epoch: a wait begins a new one, so a hold knows whether the end it would
+ * delay is already waiting for it. `open`: unreleased holds of the current epoch; while the end
+ * waits (`holdTimer` set), `waitingOn`: unreleased holds of the epoch before, the one it waits for.
+ */
 let holdEpoch = 0;
-let waitingFor = -1;
+let open = 0;
 let waitingOn = 0;
 let holdTimer: NodeJS.Timeout | undefined;
-
-/** Whether the turn's end is waiting for holds; whether it just waited (it waits once). */
-let waiting = false;
+/** The end that runs after a wait does not wait again. */
 let waited = false;
 
 /** Whether the turn's end waits: it runs again when the holds are released or `HOLD_MS` passed. */
 function holdEnd(): boolean {
-  if (waiting) return true;
+  if (holdTimer !== undefined) return true;
   if (waited) {
     waited = false;
     return false;
   }
   if (open === 0 || (corked.length === 0 && answers.length === 0)) return false;
-  waiting = true;
-  waitingFor = holdEpoch++;
+  holdEpoch++;
   waitingOn = open;
   open = 0;
   holdTimer = setTimeout(stopWaiting, HOLD_MS);
@@ -127,9 +126,7 @@ function holdEnd(): boolean {
 function stopWaiting(): void {
   clearTimeout(holdTimer);
   holdTimer = undefined;
-  waiting = false;
   waited = true;
-  waitingFor = -1;
   setImmediate(endOfTurn);
 }
 
@@ -155,7 +152,7 @@ export function holdTurnFor(): () => void {
     if (released) return;
     released = true;
     if (epoch === holdEpoch) open--;
-    else if (epoch === waitingFor && --waitingOn === 0) stopWaiting();
+    else if (holdTimer !== undefined && epoch === holdEpoch - 1 && --waitingOn === 0) stopWaiting();
   };
 }
 
