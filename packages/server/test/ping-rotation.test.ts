@@ -16,6 +16,19 @@ function conns(count: number): Conn[] {
   return Array.from({ length: count }, (_, i) => ({ name: `c${i}`, pingSlot: -1 }));
 }
 
+/** A rotation of `count` connections, ticks of 250 ms, that records its pings and settles in order. */
+function recorded(intervalMs: number, count: number): { rotation: PingRotation<Conn>; events: string[] } {
+  const events: string[] = [];
+  const rotation = new PingRotation<Conn>(
+    intervalMs,
+    (c) => events.push(`ping ${c.name}`),
+    (c) => events.push(`settle ${c.name}`),
+    250,
+  );
+  for (const c of conns(count)) rotation.add(c);
+  return { rotation, events };
+}
+
 describe('ping rotation', () => {
   it('pings every connection once per interval, a slot of them per tick', () => {
     const pinged: string[][] = [];
@@ -75,14 +88,7 @@ describe('ping rotation', () => {
   });
 
   it('settles a slot a quarter of the interval after pinging it (at most SETTLE_TICKS)', () => {
-    const events: string[] = [];
-    const rotation = new PingRotation<Conn>(
-      2000,
-      (c) => events.push(`ping ${c.name}`),
-      (c) => events.push(`settle ${c.name}`),
-      250,
-    );
-    for (const c of conns(8)) rotation.add(c);
+    const { rotation, events } = recorded(2000, 8);
     for (let t = 0; t < 10; t++) rotation.tick();
     // Eight slots: a ping waits two ticks (a quarter) for a write before it is sent alone.
     assert.deepEqual(events.slice(0, 8), [
@@ -95,32 +101,17 @@ describe('ping rotation', () => {
       'ping c3',
       'settle c1',
     ]);
-    const long = new PingRotation<Conn>(
-      25_000,
-      () => undefined,
-      (c) => events.push(`late ${c.name}`),
-      250,
-    );
-    const [first] = conns(1) as [Conn];
-    long.add(first);
+    const long = recorded(25_000, 1);
     let ticks = 0;
-    events.length = 0;
-    while (events.length === 0 && ticks < 100) {
-      long.tick();
+    while (!long.events.includes('settle c0') && ticks < 100) {
+      long.rotation.tick();
       ticks++;
     }
     assert.equal(ticks, 1 + SETTLE_TICKS, 'at most SETTLE_TICKS at the default interval');
   });
 
   it('settles right after the ping when the interval is too short to wait', () => {
-    const events: string[] = [];
-    const rotation = new PingRotation<Conn>(
-      250,
-      (c) => events.push(`ping ${c.name}`),
-      (c) => events.push(`settle ${c.name}`),
-      250,
-    );
-    for (const c of conns(2)) rotation.add(c);
+    const { rotation, events } = recorded(250, 2);
     rotation.tick();
     assert.deepEqual(events, ['ping c0', 'ping c1', 'settle c0', 'settle c1']);
   });
