@@ -37,14 +37,12 @@ import { authenticate, type TransportContext } from './context.js';
 import { drainedBelow } from './drain.js';
 import type { PingRotation } from './ping-rotation.js';
 import { flushThreshold, writeAtTurnEnd, writeBatched } from './turn-batch.js';
-import { textFrame } from './ws-frame.js';
+import { PING_FRAME, textFrame } from './ws-frame.js';
 
 const pubFrame = defineEncoder((record: PublicationRecord): Buffer => textFrame(pubPushJson(record.json)));
 
 /** How long a closing socket may linger for its close handshake before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
-/** A server's ping frame, no payload (RFC 6455 section 5.5.2): FIN and opcode 0x9, length 0. */
-const PING_FRAME = Buffer.from([0x89, 0x00]);
 /** How long the hub waits for a client to take what it was sent before it counts as a slow consumer. */
 const DRAIN_TIMEOUT_MS = 10_000;
 

@@ -3,6 +3,10 @@
  * written as-is to every subscriber's socket. Server frames are never masked, so the same bytes
  * are valid on every connection; this is what lets fan-out skip per-subscriber framing.
  */
+
+/** A server's ping, no payload (RFC 6455 section 5.5.2): FIN and opcode 0x9, length 0. */
+export const PING_FRAME = Buffer.from([0x89, 0x00]);
+
 export function textFrame(text: string): Buffer {
   const length = Buffer.byteLength(text);
   const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
