@@ -16,7 +16,6 @@ import {
   UI_MESSAGE_STREAM_HEADERS,
   convertToModelMessages,
   readUIMessageStream,
-  simulateReadableStream,
   streamText,
   type UIMessage,
 } from 'ai';
@@ -34,6 +33,15 @@ const apps: Server[] = [];
 /** The app's database: which stream is the chat's active one (shared by both app instances). */
 const activeStreams = new Map<string, string>();
 
+/**
+ * Holds the model after its first HELD_AFTER words until the test lets it go: the reload and the
+ * resume then happen mid-answer however slow the machine (with a model that just kept typing, a
+ * slow CI run could finish the answer before the resume arrived, and find nothing to resume).
+ */
+const HELD_AFTER = 20;
+let releaseModel!: () => void;
+const modelReleased = new Promise<void>((resolve) => (releaseModel = resolve));
+
 /** A language model that streams WORDS, one every 10 ms: no external service. */
 const model: LanguageModelV2 = {
   specificationVersion: 'v2',
@@ -41,18 +49,26 @@ const model: LanguageModelV2 = {
   modelId: 'typist',
   supportedUrls: {},
   doGenerate: () => Promise.reject(new Error('this model only streams')),
-  doStream: async () => ({
-    stream: simulateReadableStream<LanguageModelV2StreamPart>({
-      chunks: [
-        { type: 'stream-start', warnings: [] },
-        { type: 'text-start', id: 't1' },
-        ...WORDS.map((delta) => ({ type: 'text-delta' as const, id: 't1', delta })),
-        { type: 'text-end', id: 't1' },
-        { type: 'finish', finishReason: 'stop', usage: { inputTokens: 3, outputTokens: 60, totalTokens: 63 } },
-      ],
-      chunkDelayInMs: 10,
-    }),
-  }),
+  doStream: async () => {
+    const parts: LanguageModelV2StreamPart[] = [
+      { type: 'stream-start', warnings: [] },
+      { type: 'text-start', id: 't1' },
+      ...WORDS.map((delta) => ({ type: 'text-delta' as const, id: 't1', delta })),
+      { type: 'text-end', id: 't1' },
+      { type: 'finish', finishReason: 'stop', usage: { inputTokens: 3, outputTokens: 60, totalTokens: 63 } },
+    ];
+    let next = 0;
+    return {
+      stream: new ReadableStream<LanguageModelV2StreamPart>({
+        async pull(controller) {
+          if (next === parts.length) return controller.close();
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          if (next === 2 + HELD_AFTER) await modelReleased;
+          controller.enqueue(parts[next++] as LanguageModelV2StreamPart);
+        },
+      }),
+    };
+  },
 };
 
 /** The app's two routes, as the AI SDK guide has them, on one Herald node. */
@@ -124,6 +140,7 @@ before(async () => {
 });
 
 after(async () => {
+  releaseModel(); // a failed assertion must not leave the model waiting
   for (const server of apps) server.closeAllConnections();
   for (const server of apps) await new Promise((r) => server.close(r));
   for (const hub of hubs) await hub.close();
@@ -156,6 +173,10 @@ it('useChat({ resume: true }): a reload mid-answer resumes the whole answer thro
   reload.abort();
   await reader.cancel().catch(() => undefined);
   assert.deepEqual(before, WORDS.slice(0, 10));
+  // The reload comes after the app saved the answer's stream id (the guide's database write).
+  for (let waited = 0; !activeStreams.has(chatId) && waited < 10_000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 
   // After the reload, useChat({ resume: true }) calls the transport's reconnectToStream (GET
   // /api/chat/:id/stream), here answered by the other app instance on the other Herald node.
@@ -163,6 +184,7 @@ it('useChat({ resume: true }): a reload mid-answer resumes the whole answer thro
     chatId,
   });
   assert.ok(resumed, 'an active stream to resume');
+  releaseModel();
   let message: UIMessage | undefined;
   for await (const partial of readUIMessageStream<UIMessage>({ stream: resumed })) message = partial;
   const text = message?.parts.map((part) => (part.type === 'text' ? part.text : '')).join('');
