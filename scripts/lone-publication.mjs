@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+/**
+ * What a lone publication costs the hub per subscriber, against a bare write loop over the very
+ * same sockets, in one process, alternating: no second server, no cross-run noise.
+ *
+ *   node scripts/lone-publication.mjs [subscribers=10000] [rounds=20]
+ *
+ * A `HeraldServer` (memory broker, no keep-alive pings in the run) takes `subscribers` WebSocket
+ * clients from two child processes (the bench's frame reader). Each round publishes once through
+ * `hub.publish` (the fan-out as after `POST /api/publish`'s parsing) and once as a bare loop of
+ * `socket.write(frame)` over the hub's own sockets with the same bytes, Herald's encoding (what the
+ * raw ws reference does), waiting for every client to read each before the next. It prints the hub's
+ * CPU per delivery for both (median over rounds), their ratio, and how long each fan-out loop ran.
+ * A best case for both sides (no HTTP, a quiet loop): it isolates what Herald's delivery path
+ * adds to the write syscall. Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+const role = process.argv[2];
+if (role === 'clients') await clients(Number(process.argv[3]), Number(process.argv[4]));
+else await hub(Number(process.argv[2] ?? 10_000), Number(process.argv[3] ?? 20));
+
+async function hub(subscribers, rounds) {
+  const { HeraldServer } = await import('@herald/server');
+  const server = new HeraldServer({
+    apiKey: randomBytes(24).toString('base64url'),
+    jwtSecret: randomBytes(32).toString('base64url'),
+    anonymousChannels: ['bench*'],
+    pingIntervalSeconds: 3600,
+  });
+  const sockets = [];
+  server.httpServer.on('connection', (socket) => sockets.push(socket));
+  const { port } = await server.listen(0, '127.0.0.1');
+
+  const children = [0, 1].map(() => fork(new URL(import.meta.url), ['clients', String(port), String(subscribers / 2)]));
+  const next = (child) => new Promise((resolve) => child.once('message', resolve));
+  await Promise.all(children.map(next));
+  console.log(`${subscribers} subscribers`);
+
+  const payload = { bt: 0, pad: 'x'.repeat(60) };
+  // The bare loop's frame: Herald's own encoding of a publication of the same channel, epoch and
+  // data (so the same bytes on the wire), the bench marker inside.
+  const { textFrame } = await import('../apps/bench/dist/ws-frame.js');
+  const { publicationJson, pubPushJson } = await import('@herald/protocol');
+  const { epoch } = await server.hub.publish({ channel: 'bench', data: payload });
+  await Promise.all(children.map(next));
+  const bareFrame = (offset) =>
+    textFrame(
+      pubPushJson(
+        publicationJson({ channel: 'bench', offset, epoch, dataJson: JSON.stringify(payload), ts: Date.now() }),
+      ),
+    );
+  const herald = [];
+  const bare = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of round % 2 === 0 ? ['herald', 'bare'] : ['bare', 'herald']) {
+      const received = Promise.all(children.map(next));
+      const cpu = process.cpuUsage();
+      const start = process.hrtime.bigint();
+      if (mode === 'herald') void server.hub.publish({ channel: 'bench', data: payload });
+      else {
+        const frame = bareFrame(round + 2);
+        for (const socket of sockets) if (!socket.destroyed) socket.write(frame);
+      }
+      const loopMs = Number(process.hrtime.bigint() - start) / 1e6;
+      const inLoop = process.cpuUsage(cpu);
+      await received;
+      const used = process.cpuUsage(cpu);
+      (mode === 'herald' ? herald : bare).push({
+        cpuUs: (used.user + used.system) / subscribers,
+        loopCpuUs: (inLoop.user + inLoop.system) / subscribers,
+        loopMs,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const h = median(herald.map((r) => r.cpuUs));
+  const b = median(bare.map((r) => r.cpuUs));
+  console.log(
+    `CPU per delivery: Herald ${h.toFixed(2)} µs, bare write loop ${b.toFixed(2)} µs, ×${(h / b).toFixed(3)}`,
+  );
+  const hl = median(herald.map((r) => r.loopCpuUs));
+  const bl = median(bare.map((r) => r.loopCpuUs));
+  console.log(
+    `of which in the fan-out loop: Herald ${hl.toFixed(2)} µs, bare ${bl.toFixed(2)} µs, ×${(hl / bl).toFixed(3)}`,
+  );
+  console.log(
+    `fan-out loop: Herald ${median(herald.map((r) => r.loopMs)).toFixed(1)} ms, bare ${median(bare.map((r) => r.loopMs)).toFixed(1)} ms (medians of ${rounds})`,
+  );
+  for (const child of children) child.kill();
+  await server.close();
+}
+
+async function clients(port, count) {
+  const { FrameSocket } = await import('../apps/bench/dist/frame-socket.js');
+  let open = 0;
+  let received = 0;
+  await new Promise((resolve) => {
+    for (let i = 0; i < count; i++) {
+      const ws = new FrameSocket(`ws://127.0.0.1:${port}/ws`, {
+        open: (socket) =>
+          socket.send(
+            '{"id":1,"method":"connect","params":{}}',
+            '{"id":2,"method":"subscribe","params":{"channel":"bench"}}',
+          ),
+        message(data, start, end) {
+          const text = data.toString('latin1', start, end);
+          if (text.includes('"id":2')) {
+            if (++open === count) resolve();
+          } else if (text.includes('"bt"') && ++received === count) {
+            received = 0;
+            process.send('round');
+          }
+        },
+        gone: (reason) => {
+          process.stderr.write(`client gone: ${reason}\n`);
+          process.exit(1);
+        },
+      });
+      void ws;
+    }
+  });
+  process.send('ready');
+}
