@@ -30,15 +30,27 @@ function context(url: string): ResumableStreamContext {
   return createResumableStreamContext({ url, token: API_KEY, waitUntil: null });
 }
 
-/** A model's answer: `count` chunks, one every `everyMs`; line breaks of every kind and non-ASCII text included. */
-function model(count: number, everyMs: number): { chunks: string[]; make: () => ReadableStream<string> } {
+/**
+ * A model's answer: `count` chunks, one every `everyMs`; line breaks of every kind and non-ASCII
+ * text included. With `holdAt`, it stops before that chunk until `release()`: what a test does
+ * mid-answer then happens mid-answer however slow the machine (a model that just kept typing could
+ * finish first on a loaded CI run, and the test would find a finished stream).
+ */
+function model(
+  count: number,
+  everyMs: number,
+  holdAt = count,
+): { chunks: string[]; make: () => ReadableStream<string>; release: () => void } {
   const chunks = Array.from(
     { length: count },
     (_, i) => `data: {"delta":"tök${i}\\r\\n"}\r\n${i % 7 === 0 ? '\n' : ''}`,
   );
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
   let made = 0;
   return {
     chunks,
+    release,
     make: () => {
       made++;
       assert.equal(made, 1, 'the stream is made once');
@@ -46,6 +58,7 @@ function model(count: number, everyMs: number): { chunks: string[]; make: () => 
       return new ReadableStream<string>({
         async pull(controller) {
           await new Promise((r) => setTimeout(r, everyMs));
+          if (i === holdAt) await released;
           if (i < chunks.length) controller.enqueue(chunks[i++] as string);
           else controller.close();
         },
@@ -77,7 +90,7 @@ describe('resumable-stream on Herald, across nodes', () => {
     if (!(await requireService(t, 'redis'))) return;
     const [a, b] = hubs as [TestHub, TestHub];
     const streamId = id('answer');
-    const answer = model(40, 5);
+    const answer = model(40, 5, 10);
     const producer = await context(a.url).createNewResumableStream(streamId, answer.make);
     // The first tab reads a few chunks, then reloads (its reader goes away; the producer does not).
     const reader = (producer as ReadableStream<string>).getReader();
@@ -87,10 +100,9 @@ describe('resumable-stream on Herald, across nodes', () => {
     assert.equal(seen, answer.chunks.slice(0, 5).join(''));
     const onB = context(b.url);
     assert.equal(await onB.hasExistingStream(streamId), true);
-    const [whole, rest] = await Promise.all([
-      readAll(await onB.resumeExistingStream(streamId)),
-      readAll(await onB.resumeExistingStream(streamId, seen.length)),
-    ]);
+    const resumed = [await onB.resumeExistingStream(streamId), await onB.resumeExistingStream(streamId, seen.length)];
+    answer.release();
+    const [whole, rest] = await Promise.all(resumed.map(readAll));
     assert.equal(whole, answer.chunks.join(''));
     assert.equal(rest, answer.chunks.slice(5).join(''));
     assert.equal(await onB.hasExistingStream(streamId), 'DONE');
@@ -107,9 +119,10 @@ describe('resumable-stream on Herald, across nodes', () => {
     if (!(await requireService(t, 'redis'))) return;
     const [a, b] = hubs as [TestHub, TestHub];
     const streamId = id('shared');
-    const answer = model(20, 5);
+    const answer = model(20, 5, 5);
     const first = await context(a.url).resumableStream(streamId, answer.make);
     const second = await context(b.url).resumableStream(streamId, answer.make);
+    answer.release();
     const [x, y] = await Promise.all([readAll(first), readAll(second)]);
     assert.equal(x, answer.chunks.join(''));
     assert.equal(y, x);
@@ -123,14 +136,15 @@ describe('resumable-stream on Herald, across nodes', () => {
     await proxy.listen();
     t.after(() => proxy.close());
     const streamId = id('failover');
-    const answer = model(40, 5);
+    const answer = model(40, 5, 10);
     const produced = readAll(await context(proxy.url).createNewResumableStream(streamId, answer.make));
     await new Promise((r) => setTimeout(r, 60));
-    // Node A goes away: its connections are cut, new ones go to node B.
+    // Node A goes away mid-answer: its connections are cut, new ones go to node B.
     proxy.retarget(b.port);
     proxy.cutAll();
     hubs.splice(hubs.indexOf(a), 1);
     await a.close();
+    answer.release();
     assert.equal(await produced, answer.chunks.join(''));
     assert.equal(await readAll(await readDone(b.url, streamId)), answer.chunks.join(''), 'all of it is in the stream');
   });
