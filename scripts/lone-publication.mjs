@@ -33,7 +33,8 @@ async function hub(subscribers, rounds) {
   server.httpServer.on('connection', (socket) => sockets.push(socket));
   const { port } = await server.listen(0, '127.0.0.1');
 
-  const children = [0, 1].map(() => fork(new URL(import.meta.url), ['clients', String(port), String(subscribers / 2)]));
+  const shares = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
+  const children = shares.map((share) => fork(new URL(import.meta.url), ['clients', String(port), String(share)]));
   const next = (child) => new Promise((resolve) => child.once('message', resolve));
   await Promise.all(children.map(next));
   console.log(`${subscribers} subscribers`);
