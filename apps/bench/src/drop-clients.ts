@@ -78,7 +78,7 @@ function newTally(): Tally {
  * with several requests in flight, so under load two publishes can reach a hub in the other order,
  * and every client then rightly gets them in the order they were stored.
  */
-function deliver(t: Tally, seq: unknown, order: number | undefined = undefined): void {
+function deliver(t: Tally, seq: unknown, order?: number): void {
   if (typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0 || seq >= perClient) {
     t.strays++;
     return;

@@ -31,11 +31,12 @@ function rounds(target: UserTargetId, values: readonly [number, number, number][
   }));
 }
 
-const rawWs = rounds('ws', [
-  [10, 5000, 150],
-  [10, 5000, 150],
-  [10, 5000, 150],
-]);
+/** Three rounds that measured the same. */
+function steady(target: UserTargetId, values: [number, number, number]): UserPathMeasurement[] {
+  return rounds(target, [values, values, values]);
+}
+
+const rawWs = steady('ws', [10, 5000, 150]);
 
 function row(lines: readonly string[], start: string): string | undefined {
   return lines.find((line) => line.startsWith(`| ${start} |`));
@@ -62,16 +63,8 @@ describe('user-path target verdicts', () => {
   });
 
   it('gives every measured target its own verdict, the in-process one under the goal’s own words', () => {
-    const inProcess = rounds('herald-ws', [
-      [1.5, 400, 140],
-      [1.5, 400, 140],
-      [1.5, 400, 140],
-    ]);
-    const workers = rounds('herald-ws-workers', [
-      [2.5, 400, 140],
-      [2.5, 400, 140],
-      [2.5, 400, 140],
-    ]);
+    const inProcess = steady('herald-ws', [1.5, 400, 140]);
+    const workers = steady('herald-ws-workers', [2.5, 400, 140]);
     const lines = verdicts(bench, [...rawWs, ...inProcess, ...workers]);
     assert.match(row(lines, 'Herald WebSocket burst CPU/delivery ≤ 0.2× raw ws') ?? '', /×0\.15 .*\| yes/);
     assert.match(
