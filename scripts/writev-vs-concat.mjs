@@ -7,9 +7,10 @@
  *   node scripts/writev-vs-concat.mjs [sockets=100] [frames per batch=50] [rounds=200]
  *
  * It prints the writing process's CPU per round and per socket, median over rounds. The frames are
- * the size of a bench publication (~150 bytes). Why it matters: under autocannon the hub spends
- * 40 % of its time in `writev` (docs/benchmarks.md), each turn's publications written to each
- * subscriber as that many chunks, and every subscriber of a channel gets the same frames.
+ * the hub's own encoding of a bench publication (~150 bytes; needs `npm run build`). Why it
+ * matters: under autocannon the hub spends 40 % of its time in `writev` (docs/benchmarks.md), each
+ * turn's publications written to each subscriber as that many chunks, and every subscriber of a
+ * channel gets the same frames. A micro-benchmark on raw TCP sockets, not a path users publish on.
  */
 import { fork } from 'node:child_process';
 import net from 'node:net';
@@ -46,10 +47,13 @@ async function writer() {
   await answer();
   while (accepted.length < sockets) await new Promise((resolve) => setTimeout(resolve, 10));
 
+  // Publication frames as the hub encodes them (its codec, the bench's frame writer).
+  const { publicationJson, pubPushJson } = await import('@herald/protocol');
+  const { textFrame } = await import('../apps/bench/dist/ws-frame.js');
+  const dataJson = JSON.stringify({ bt: 0, pad: 'x'.repeat(60) });
   const batch = Array.from({ length: frames }, (_, i) =>
-    Buffer.from(
-      `{"push":"pub","pub":{"channel":"bench","offset":${1000 + i},"epoch":"abcdefgh",` +
-        `"data":{"bt":0,"pad":"${'x'.repeat(60)}"},"ts":1765000000000}}`,
+    textFrame(
+      pubPushJson(publicationJson({ channel: 'bench', offset: 1000 + i, epoch: 'abcdefgh', dataJson, ts: Date.now() })),
     ),
   );
   const bytes = batch.reduce((sum, frame) => sum + frame.length, 0);
