@@ -6,6 +6,8 @@ export default tseslint.config(
   {
     ignores: [
       '**/dist/**',
+      // Another commit's build, for scripts/compare-builds.mjs.
+      '**/dist-base/**',
       '**/node_modules/**',
       'artifacts/**',
       'bench-results/**',

@@ -14,12 +14,10 @@
  * A best case for both sides (no HTTP, a quiet loop): it isolates what Herald's delivery path
  * adds to the write syscall. Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
  */
-import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { forkSubscribers, nextMessage as next } from './bench-subscribers.mjs';
 
-const role = process.argv[2];
-if (role === 'clients') await clients(Number(process.argv[3]), Number(process.argv[4]));
-else await hub(Number(process.argv[2] ?? 10_000), Number(process.argv[3] ?? 20));
+await hub(Number(process.argv[2] ?? 10_000), Number(process.argv[3] ?? 20));
 
 async function hub(subscribers, rounds) {
   const { HeraldServer } = await import('@herald/server');
@@ -34,9 +32,7 @@ async function hub(subscribers, rounds) {
   const { port } = await server.listen(0, '127.0.0.1');
 
   const shares = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
-  const children = shares.map((share) => fork(new URL(import.meta.url), ['clients', String(port), String(share)]));
-  const next = (child) => new Promise((resolve) => child.once('message', resolve));
-  await Promise.all(children.map(next));
+  const children = await Promise.all(shares.map((share) => forkSubscribers(port, share, 1)));
   console.log(`${subscribers} subscribers`);
 
   const payload = { bt: 0, pad: 'x'.repeat(60) };
@@ -92,36 +88,4 @@ async function hub(subscribers, rounds) {
   );
   for (const child of children) child.kill();
   await server.close();
-}
-
-async function clients(port, count) {
-  const { FrameSocket } = await import('../apps/bench/dist/frame-socket.js');
-  let open = 0;
-  let received = 0;
-  await new Promise((resolve) => {
-    for (let i = 0; i < count; i++) {
-      const ws = new FrameSocket(`ws://127.0.0.1:${port}/ws`, {
-        open: (socket) =>
-          socket.send(
-            '{"id":1,"method":"connect","params":{}}',
-            '{"id":2,"method":"subscribe","params":{"channel":"bench"}}',
-          ),
-        message(data, start, end) {
-          const text = data.toString('latin1', start, end);
-          if (text.includes('"id":2')) {
-            if (++open === count) resolve();
-          } else if (text.includes('"bt"') && ++received === count) {
-            received = 0;
-            process.send('round');
-          }
-        },
-        gone: (reason) => {
-          process.stderr.write(`client gone: ${reason}\n`);
-          process.exit(1);
-        },
-      });
-      void ws;
-    }
-  });
-  process.send('ready');
 }

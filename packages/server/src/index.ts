@@ -110,7 +110,17 @@ export type {
 export { drainedBelow } from './transports/drain.js';
 export { parsePosition } from './core/params.js';
 export { textFrame } from './transports/ws-frame.js';
-export { answerInTurn, batchWrite, flushThreshold, holdTurnFor, writeBatched } from './transports/turn-batch.js';
+export {
+  answerInTurn,
+  batchWrite,
+  flushThreshold,
+  gateWrites,
+  holdTurnFor,
+  heldBytes,
+  releaseHeld,
+  writeBatched,
+  type WriteGate,
+} from './transports/turn-batch.js';
 export { readBodyBytes, readJsonBody } from './http/body.js';
 export { bearerToken, requestToken } from './http/credentials.js';
 export { refuseUpgrade, sendError } from './http/respond.js';

@@ -126,6 +126,29 @@ describe('SSE stream', () => {
     stream.close();
   });
 
+  it("writes a busy turn's publications before the goodbye that follows them in the turn", async () => {
+    const erin = await token({ sub: 'erin' });
+    const stream = await RawSse.open(`${hub.url}/sse?${streamQuery(['s:busy'], { token: erin })}`);
+    await until(() => stream.events.length >= 1, 'herald.connected');
+    const publishTurn = (from: number): Promise<unknown>[] =>
+      Array.from({ length: 30 }, (_, i) => hub.server.hub.publish({ channel: 's:busy', data: { i: from + i } }));
+    // A turn that batches makes the next one hold the publications for its end (turn-batch.ts)...
+    await Promise.all(publishTurn(0));
+    // ...where more publications and the disconnect come: the goodbye is written through the response.
+    const last = [...publishTurn(30), hub.server.hub.disconnectUser('erin', { code: 1000, reason: 'signed out' })];
+    await Promise.all(last);
+    await stream.ended;
+    const order = stream.events.slice(1).map((e) => (e.event === undefined ? JSON.parse(e.data).data.i : e.event));
+    const goodbye = order.indexOf('herald.disconnect');
+    assert.equal(goodbye, order.length - 1, 'the goodbye comes last');
+    const publications = order.filter((entry) => typeof entry === 'number');
+    assert.deepEqual(
+      publications,
+      Array.from({ length: 60 }, (_, i) => i),
+      'every publication, in order',
+    );
+  });
+
   it('sends herald.join and herald.leave with joinLeave=1 only', async () => {
     const watcher = await open(['s:jl'], { joinLeave: '1' });
     const quiet = await open(['s:jl']);

@@ -445,6 +445,27 @@ describe('WebSocket methods', () => {
     assert.deepEqual(client.pushes.at(-1), { push: 'disconnect', code: 1000, reason: 'signed out', reconnect: false });
   });
 
+  it("writes a busy turn's publications and the disconnect push before the close frame", async () => {
+    const client = await WsTestClient.connect(hub.wsUrl, await token({ sub: 'erin' }));
+    await client.ok('subscribe', { channel: 'orders:erin' });
+    const publishTurn = (): Promise<unknown>[] =>
+      Array.from({ length: 30 }, (_, i) => hub.server.hub.publish({ channel: 'orders:erin', data: { i } }));
+    // A turn that batches makes the next one hold every frame for its end (turn-batch.ts)...
+    await Promise.all(publishTurn());
+    // ...where the disconnect comes: what was held leaves before `ws`'s close frame.
+    const last = publishTurn();
+    await hub.server.hub.disconnectUser('erin', { code: 1000, reason: 'signed out' });
+    await Promise.all(last);
+    assert.equal(await client.closed, 1000);
+    const offsets = client.publications('orders:erin').map((p) => p.offset);
+    assert.deepEqual(
+      offsets,
+      Array.from({ length: 60 }, (_, i) => i + 1),
+      'every publication, in order',
+    );
+    assert.deepEqual(client.pushes.at(-1), { push: 'disconnect', code: 1000, reason: 'signed out', reconnect: false });
+  });
+
   it('answers a client close with 1000', async () => {
     const client = await WsTestClient.connect(hub.wsUrl, await token());
     client.socket.close(1000);

@@ -12,6 +12,9 @@ import { HeraldError } from '@herald/protocol';
 import {
   drainedBelow,
   flushThreshold,
+  gateWrites,
+  heldBytes,
+  releaseHeld,
   textFrame,
   upgradeAllowed,
   writeBatched,
@@ -49,6 +52,7 @@ class WsPipe implements PusherPipe {
     this.#ws = ws;
     this.#socket = socket;
     this.#flushAt = flushThreshold(maxQueueBytes);
+    gateWrites(socket, ws);
   }
 
   send(json: string): void {
@@ -64,16 +68,20 @@ class WsPipe implements PusherPipe {
   }
 
   bufferedBytes(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + heldBytes(this.#socket);
   }
 
   drained(bound: number): Promise<boolean> {
+    // What the turn holds leaves now: the wait is for the client to take it.
+    releaseHeld(this.#socket);
     return drainedBelow(this.#socket, () => this.bufferedBytes(), bound, DRAIN_TIMEOUT_MS);
   }
 
   close(code: number, reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
+    // What the turn holds goes before the close frame, which `ws` writes directly.
+    releaseHeld(this.#socket);
     // A close reason is at most 123 bytes.
     this.#ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
     setTimeout(() => this.#ws.terminate(), CLOSE_GRACE_MS).unref();
@@ -146,7 +154,7 @@ export class PusherWebSocketEndpoint {
       const code =
         error instanceof HeraldError && error.code === 'rate_limited' ? PusherCode.OverCapacity : PusherCode.Reconnect;
       const text = error instanceof HeraldError ? error.message : 'internal error';
-      ws.send(errorMessage(code, text));
+      pipe.send(errorMessage(code, text));
       pipe.close(code, text);
     }
   }

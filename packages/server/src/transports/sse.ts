@@ -23,7 +23,7 @@ import { corsHeaders, disconnectJson, type TransportContext } from './context.js
 import { drainedBelow } from './drain.js';
 import { PING_TICK_MS, PingRotation } from './ping-rotation.js';
 import { parseStreamRequest } from './stream-request.js';
-import { batchWrite, flushThreshold, writeBatched } from './turn-batch.js';
+import { batchWrite, flushThreshold, heldBytes, releaseHeld, writeBatched } from './turn-batch.js';
 import { channelsJson, subscribeAll } from './subscribe-all.js';
 
 /** `event:` and `data:` lines of a publication: the same bytes for every SSE subscriber. */
@@ -103,16 +103,18 @@ class SseStream implements SessionTransport, Pacer {
 
   /**
    * What the client has not taken. On HTTP/1.1 `writableLength` already includes the socket's own
-   * buffer; on HTTP/2 it is the stream's.
+   * buffer, and the turn may hold more for the socket (turn-batch.ts); on HTTP/2 it is the stream's.
    */
   bufferedBytes(): number {
-    return this.res.writableLength;
+    const socket = this.res.socket;
+    return this.#http2 || socket === null ? this.res.writableLength : this.res.writableLength + heldBytes(socket);
   }
 
   /** Replays wait for the client to take each page; one that takes nothing for REPLAY_DRAIN_MS is slow. */
   drained(): Promise<boolean> {
     // Publications may go to the socket itself (#chunkedSocket): its 'drain' is the one that comes.
     const target = this.#http2 ? this.res : (this.res.socket ?? this.res);
+    this.#releaseHeld();
     return drainedBelow(target, () => this.bufferedBytes(), this.#ctx.hub.limits.maxQueueBytes, REPLAY_DRAIN_MS);
   }
 
@@ -132,10 +134,22 @@ class SseStream implements SessionTransport, Pacer {
     }
   }
 
-  /** A write through the response joins its socket's batch for the turn (HTTP/1.1; an HTTP/2 stream shares its socket). */
+  /**
+   * A publication written through the response joins its socket's batch for the turn, after what
+   * the turn holds for it (HTTP/1.1; an HTTP/2 stream shares its socket).
+   */
   #batch(bytes: number): void {
     const socket = this.res.socket;
     if (socket !== null && !this.#http2) batchWrite(socket, bytes, this.#flushAt);
+  }
+
+  /**
+   * Writes now the chunks the turn holds for the socket (publications written to it directly):
+   * every other write through the response comes after them.
+   */
+  #releaseHeld(): void {
+    const socket = this.res.socket;
+    if (socket !== null && !this.#http2) releaseHeld(socket);
   }
 
   /**
@@ -154,6 +168,7 @@ class SseStream implements SessionTransport, Pacer {
   }
 
   writeJoinLeave(kind: 'join' | 'leave', channel: string, client: ClientInfo): void {
+    this.#releaseHeld();
     this.res.write(`event: herald.${kind}\ndata: ${JSON.stringify({ channel, client })}\n\n`);
   }
 
@@ -169,6 +184,7 @@ class SseStream implements SessionTransport, Pacer {
       this.#ctx.hub.endSession(session, closeInfo(CloseCode.InsufficientState));
       return;
     }
+    this.#releaseHeld();
     this.res.write(
       `id: ${cursorOf(session)}\nevent: herald.unsub\ndata: ${JSON.stringify({ channel, code, reason })}\n\n`,
     );
@@ -179,6 +195,7 @@ class SseStream implements SessionTransport, Pacer {
     const session = this.session;
     if (session === undefined || session.closed || this.#ended) return;
     const data = JSON.stringify({ channel, offset: position.offset, epoch: position.epoch });
+    this.#releaseHeld();
     this.res.write(`id: ${cursorOf(session)}\nevent: herald.subscribed\ndata: ${data}\n\n`);
   }
 
@@ -191,6 +208,7 @@ class SseStream implements SessionTransport, Pacer {
       res.destroy();
       return;
     }
+    this.#releaseHeld();
     res.end(`event: herald.disconnect\ndata: ${disconnectJson(info)}\n\n`);
     // A client that stopped reading never drains the goodbye: free its buffers after a grace period.
     setTimeout(() => res.destroy(), END_GRACE_MS).unref();
@@ -201,7 +219,9 @@ class SseStream implements SessionTransport, Pacer {
   }
 
   ping(): void {
-    if (!this.#ended) this.res.write(PING);
+    if (this.#ended) return;
+    this.#releaseHeld();
+    this.res.write(PING);
   }
 }
 

@@ -2,16 +2,28 @@
  * Write batching per event-loop turn. Everything that reaches the hub in one turn (HTTP
  * publishes, a broker read, client commands, ingress messages: all the I/O callbacks of one poll
  * phase) and is bound for one socket leaves in one write when the turn ends (a `setImmediate`,
- * which runs right after the poll phase): a socket is corked at its first write of the turn and
- * every corked socket is uncorked together at the end, so the turn's frames leave in one writev.
+ * which runs right after the poll phase).
+ *
+ * Two ways to hold a socket's batch, by who writes to the socket:
+ * - Held (`writeBatched`, `writeAtTurnEnd`): for frames whose writer owns the socket (a
+ *   WebSocket's publications, answers, pushes and pings; an SSE stream's publications written to
+ *   its socket as prebuilt HTTP chunks). Its frames wait in a list and
+ *   leave as one buffer, concatenated once for all the sockets whose turn got the same frames
+ *   (every subscriber of a channel does): a corked `writev` of fifty frames costs the socket about
+ *   twice the CPU of one write of the same bytes (`node scripts/writev-vs-concat.mjs`), and under
+ *   load `writev` was 40 % of the hub's time. The writer's other writes (`ws`'s close frame, an
+ *   SSE response's own writes) come after `releaseHeld`, or after `batchWrite`, which releases
+ *   them first; a gate (`gateWrites`) drops what would follow a WebSocket's close frame.
+ * - Corked (`batchWrite` before the write): for a socket others write to as well (engine.io's,
+ *   an SSE response's writes through `res.write`). It is corked at its first write of the turn and uncorked at the end, so whoever
+ *   writes to it joins the same queue, in order, and the turn's chunks leave in one `writev`.
  *
  * It regulates itself. An idle hub writes a lone publication at once, exactly as an unbatched
  * write would: while the previous turn batched nothing, a socket's first write of the turn is not
- * corked. Once a turn did batch (some socket got two writes), the next turns cork from the first
+ * held. Once a turn did batch (some socket got two writes), the next turns hold from the first
  * write, so a busy hub pays one write per socket per turn; and a hub that falls behind gathers
  * more per poll phase, so its batches grow and it catches up. Frames keep their order (one
- * stream per socket, first in first out; whoever else writes to a corked socket, `ws`'s close
- * and ping frames too, joins the same queue).
+ * stream per socket, first in first out).
  *
  * HTTP answers (`answerInTurn`: the server API's, Pusher's HTTP API's, Durable Streams' appends)
  * follow the same rhythm: under load, a turn's answers are given back to back at its end.
@@ -25,19 +37,43 @@
  * A socket's batch leaves early once it holds `flushAt` bytes (`flushThreshold` of the queue
  * bound: a quarter of it, at most 64 KiB): a turn that writes much to one socket (a replay page,
  * a flood) offers the kernel a large write at a time and never holds more back. The bytes held
- * count in `writableLength`, which the queue bound reads (guarantee 4); kept to a quarter of the
- * bound, they cannot make a healthy client that got a burst in one turn look slow, while a client
- * that stops reading still does.
+ * count in what the queue bound reads (guarantee 4: `writableLength`, and `heldBytes`
+ * for what waits in a list); kept to a quarter of the bound, they cannot make a healthy client that
+ * got a burst in one turn look slow, while a client that stops reading still does.
  */
 import type { Duplex } from 'node:stream';
 
 /** On each socket: the number of the last turn it was written in (no allocation per turn). */
 const WRITTEN_IN = Symbol('herald.writtenInTurn');
-/** On each socket: bytes corked in the turn it was last written in. */
+/** On each socket: bytes held (in `PARTS`, or corked) in the turn it was last written in. */
 const HELD = Symbol('herald.heldForTurn');
 /** On each socket: this module corked it and has not uncorked it yet. */
 const CORKED = Symbol('herald.corkedForTurn');
-type Stamped = Duplex & { [WRITTEN_IN]?: number; [HELD]?: number; [CORKED]?: boolean };
+/** On each socket: the frames held for the end of the turn, not yet written. */
+const PARTS = Symbol('herald.partsForTurn');
+/** On each socket: whether what is held may still be written (`gateWrites`). */
+const GATE = Symbol('herald.writeGate');
+type Stamped = Duplex & {
+  [WRITTEN_IN]?: number;
+  [HELD]?: number;
+  [CORKED]?: boolean;
+  [PARTS]?: Buffer[] | undefined;
+  [GATE]?: WriteGate;
+};
+
+/** What a socket's held frames are written for: a WebSocket (`ws`'s) takes them only while open. */
+export interface WriteGate {
+  readonly readyState: number;
+  readonly OPEN: number;
+}
+
+/**
+ * Held frames are joined into one buffer while they average less than this: copying them costs
+ * less than `writev`'s work per chunk. Larger ones (a replay of big publications) leave as a
+ * `writev` of the frames themselves: a copy would only add memory, most of it for clients that
+ * read slowly (`test/reliability/replay-bound.test.ts`).
+ */
+export const JOIN_BELOW = 4096;
 
 /** The most a socket's batch holds before it leaves, whatever the queue bound. */
 export const FLUSH_BYTES = 64 * 1024;
@@ -49,8 +85,11 @@ export function flushThreshold(maxQueueBytes: number): number {
 
 /** This turn's number; only equality matters, so it wraps while still a small integer. */
 let turn = 0;
-/** Sockets this module corked in this turn. */
-let corked: Duplex[] = [];
+/** Sockets whose batch waits for the end of this turn (held or corked; one may appear twice). */
+let waiting: Duplex[] = [];
+/** The last batch of held frames joined into one buffer, shared by the sockets that got the same. */
+let lastParts: Buffer[] | undefined;
+let lastJoined: Buffer | undefined;
 let scheduled = false;
 /** Whether this turn wrote to any socket through this module. */
 let wrote = false;
@@ -85,9 +124,11 @@ function endOfTurn(): void {
   const held = answers;
   answers = [];
   for (const answer of held) answer();
-  const sockets = corked;
-  corked = [];
+  const sockets = waiting;
+  waiting = [];
   for (const socket of sockets) release(socket as Stamped);
+  lastParts = undefined;
+  lastJoined = undefined;
 }
 
 /**
@@ -114,7 +155,7 @@ function holdEnd(): boolean {
     waited = false;
     return false;
   }
-  if (open === 0 || (corked.length === 0 && answers.length === 0)) return false;
+  if (open === 0 || (waiting.length === 0 && answers.length === 0)) return false;
   holdEpoch++;
   waitingOn = open;
   open = 0;
@@ -156,12 +197,45 @@ export function holdTurnFor(): () => void {
   };
 }
 
-/** Uncorks a socket this module corked: its batch leaves now. */
+/** Writes what `socket` holds for the turn, or uncorks it: its batch leaves now. */
 function release(socket: Stamped): void {
+  const parts = socket[PARTS];
+  if (parts !== undefined) {
+    const bytes = socket[HELD] ?? 0;
+    socket[PARTS] = undefined;
+    socket[HELD] = 0;
+    const gate = socket[GATE];
+    if (!socket.destroyed && !socket.writableEnded && (gate === undefined || gate.readyState === gate.OPEN)) {
+      if (parts.length === 1) socket.write(parts[0]!);
+      else if (bytes < parts.length * JOIN_BELOW) socket.write(joined(parts, bytes));
+      else {
+        socket.cork();
+        for (const part of parts) socket.write(part);
+        socket.uncork();
+      }
+    }
+  }
   if (socket[CORKED] !== true) return;
   socket[CORKED] = false;
   socket[HELD] = 0;
   socket.uncork();
+}
+
+/**
+ * `parts` as one buffer. The sockets are released in the order of their first write of the turn,
+ * so the subscribers of a channel, which got the same frames, follow each other: the buffer
+ * joined for the first is reused for the others (a comparison of references, not of bytes).
+ */
+function joined(parts: Buffer[], bytes: number): Buffer {
+  const last = lastParts;
+  if (last !== undefined && last.length === parts.length && lastJoined !== undefined) {
+    let same = true;
+    for (let i = 0; i < parts.length && same; i++) same = parts[i] === last[i];
+    if (same) return lastJoined;
+  }
+  lastParts = parts;
+  lastJoined = Buffer.concat(parts, bytes);
+  return lastJoined;
 }
 
 /** Marks `socket` as written in this turn; true when it is the turn's first write to it. */
@@ -182,34 +256,65 @@ function firstInTurn(socket: Duplex): boolean {
 
 /**
  * Corks `socket` for the turn, counting `bytes` as held; a batch that reached `flushAt` leaves
- * first. A socket corked by someone else (node's HTTP response corks for its own writes) is left
- * to them: the chunk joins that batch.
+ * first, and so do frames held in a list (they were written before). A socket corked by someone
+ * else (node's HTTP response corks for its own writes) is left to them: the chunk joins that batch.
  */
 function corkForTurn(socket: Duplex, bytes: number, flushAt: number): void {
   const stamped = socket as Stamped;
+  if (stamped[PARTS] !== undefined) release(stamped);
   if (stamped[CORKED] === true && (stamped[HELD] ?? 0) >= flushAt) release(stamped);
   if (stamped[CORKED] !== true && socket.writableCorked === 0) {
     socket.cork();
     stamped[CORKED] = true;
     stamped[HELD] = 0;
-    corked.push(socket);
+    waiting.push(socket);
   }
   if (stamped[CORKED] === true) stamped[HELD] = (stamped[HELD] ?? 0) + bytes;
 }
 
 /**
+ * Holds `chunk` in `socket`'s list for the turn; a list that reached `flushAt` leaves first. On a
+ * socket corked (by this module for a write of another kind, or by someone else) the chunk joins
+ * the cork instead, which keeps the order of what is already there.
+ */
+function hold(socket: Duplex, chunk: Buffer, flushAt: number): void {
+  const stamped = socket as Stamped;
+  if (socket.writableCorked !== 0) {
+    if (stamped[CORKED] === true) corkForTurn(socket, chunk.length, flushAt);
+    else if (stamped[PARTS] !== undefined) release(stamped);
+    socket.write(chunk);
+    return;
+  }
+  let parts = stamped[PARTS];
+  if (parts !== undefined && (stamped[HELD] ?? 0) >= flushAt) {
+    release(stamped);
+    parts = undefined;
+  }
+  if (parts === undefined) {
+    stamped[PARTS] = parts = [];
+    stamped[HELD] = 0;
+    waiting.push(socket);
+  }
+  parts.push(chunk);
+  stamped[HELD] = (stamped[HELD] ?? 0) + chunk.length;
+}
+
+/**
  * Call right before writing `bytes` to `socket` by any means (`socket.write`, an HTTP response on
- * it, engine.io): the write then joins the turn's batch for that socket, or leaves at once when
- * the batching policy says so.
+ * it, engine.io): the write then joins the turn's batch for that socket (corked), or leaves at
+ * once when the batching policy says so.
  */
 export function batchWrite(socket: Duplex, bytes: number, flushAt: number): void {
   if (!leavesAtOnce(firstInTurn(socket), busy)) corkForTurn(socket, bytes, flushAt);
 }
 
-/** Writes `chunk` to `socket` as part of the turn's batch (see `batchWrite`). */
+/**
+ * Writes `chunk` to a socket whose every frame goes through this module, as part of the turn's
+ * batch (held: see the module's comment), or at once when the batching policy says so.
+ */
 export function writeBatched(socket: Duplex, chunk: Buffer, flushAt: number): void {
-  batchWrite(socket, chunk.length, flushAt);
-  socket.write(chunk);
+  if (leavesAtOnce(firstInTurn(socket), busy)) socket.write(chunk);
+  else hold(socket, chunk, flushAt);
 }
 
 /**
@@ -219,8 +324,30 @@ export function writeBatched(socket: Duplex, chunk: Buffer, flushAt: number): vo
  */
 export function writeAtTurnEnd(socket: Duplex, chunk: Buffer, flushAt: number): void {
   firstInTurn(socket);
-  corkForTurn(socket, chunk.length, flushAt);
-  socket.write(chunk);
+  hold(socket, chunk, flushAt);
+}
+
+/**
+ * Writes now what `socket` holds for the turn. Its owner calls it before writing to the socket by
+ * other means (`ws`'s close frame) and before waiting for the client to take what it was sent.
+ */
+export function releaseHeld(socket: Duplex): void {
+  if ((socket as Stamped)[PARTS] !== undefined) release(socket as Stamped);
+}
+
+/** Bytes the turn holds for `socket` that are not in its `writableLength`: the queue bound adds them. */
+export function heldBytes(socket: Duplex): number {
+  const stamped = socket as Stamped;
+  return stamped[PARTS] === undefined ? 0 : (stamped[HELD] ?? 0);
+}
+
+/**
+ * Makes a socket's held frames leave only while `gate` (its WebSocket) is open: `ws` answers the
+ * client's close frame with its own, written to the socket directly, and nothing may follow that
+ * frame (RFC 6455 section 5.5.1).
+ */
+export function gateWrites(socket: Duplex, gate: WriteGate): void {
+  (socket as Stamped)[GATE] = gate;
 }
 
 /** What an answer is given on: an HTTP response, destroyed if giving the answer throws. */

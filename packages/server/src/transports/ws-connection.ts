@@ -6,7 +6,9 @@
  * Publications bypass `ws`'s per-message framing: each goes to the socket as a frame built once
  * per publication (ws-frame.ts), so fan-out costs one write per subscriber. That is safe because
  * compression is off: `ws` then writes every frame synchronously and never queues, so frames
- * cannot interleave.
+ * cannot interleave. Every frame Herald writes goes through the turn's batch, held until the turn
+ * ends (turn-batch.ts): the frames `ws` writes itself are pongs, which may go anywhere between
+ * frames, and the close frame, which goes after `releaseHeld`.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -36,7 +38,7 @@ import type { HookClient } from '../hooks/types.js';
 import { authenticate, type TransportContext } from './context.js';
 import { drainedBelow } from './drain.js';
 import type { PingRotation } from './ping-rotation.js';
-import { flushThreshold, writeAtTurnEnd, writeBatched } from './turn-batch.js';
+import { flushThreshold, gateWrites, heldBytes, releaseHeld, writeAtTurnEnd, writeBatched } from './turn-batch.js';
 import { PING_FRAME, textFrame } from './ws-frame.js';
 
 const pubFrame = defineEncoder((record: PublicationRecord): Buffer => textFrame(pubPushJson(record.json)));
@@ -103,6 +105,7 @@ export class WsConnection implements CommandPeer<number> {
     ws.on('pong', WsConnection.#onWsPong);
     ws.on('error', ignoreError);
     ws.on('close', WsConnection.#onWsClose);
+    gateWrites(socket, ws);
   }
 
   static #onWsMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
@@ -143,13 +146,15 @@ export class WsConnection implements CommandPeer<number> {
 
   drained(): Promise<boolean> {
     const socket = this.#socket;
+    // What the turn holds leaves now: the wait is for the client to take it.
+    releaseHeld(socket);
     return drainedBelow(socket, () => this.bufferedBytes(), this.#ctx.hub.limits.maxQueueBytes, DRAIN_TIMEOUT_MS);
   }
 
   // ---- SessionTransport ---------------------------------------------------------------------
 
   bufferedBytes(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + heldBytes(this.#socket);
   }
 
   /** A publication joins the turn's batch for this socket (see turn-batch.ts), a due ping with it. */
@@ -181,6 +186,8 @@ export class WsConnection implements CommandPeer<number> {
       this.#send(disconnectPushJson(info));
     }
     this.#closing = true;
+    // The goodbye and what the turn holds go before the close frame, which `ws` writes directly.
+    releaseHeld(this.#socket);
     this.#ws.close(info.code, info.reason);
     setTimeout(() => this.#ws.terminate(), CLOSE_GRACE_MS).unref();
   }

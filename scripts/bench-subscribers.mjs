@@ -1,0 +1,55 @@
+/**
+ * The subscribers of the in-process measurement scripts (lone-publication.mjs,
+ * compare-builds.mjs): a child process that opens `count` WebSocket clients on Herald's `/ws`
+ * with the bench's frame reader, subscribes each to `bench`, says `ready` when all are in, then
+ * `round` each time every client has read `perRound` more bench publications (data with `"bt"`).
+ */
+import { fork } from 'node:child_process';
+
+/** Forks this module as a subscriber process; resolves once its clients are subscribed. */
+export async function forkSubscribers(port, count, perRound) {
+  const child = fork(new URL(import.meta.url), [String(port), String(count), String(perRound)]);
+  await nextMessage(child);
+  return child;
+}
+
+/** The child's next message (`ready`, `round`). */
+export function nextMessage(child) {
+  return new Promise((resolve) => child.once('message', resolve));
+}
+
+async function subscribers(port, count, perRound) {
+  const { FrameSocket } = await import('../apps/bench/dist/frame-socket.js');
+  let open = 0;
+  let received = 0;
+  await new Promise((resolve) => {
+    for (let i = 0; i < count; i++) {
+      const ws = new FrameSocket(`ws://127.0.0.1:${port}/ws`, {
+        open: (socket) =>
+          socket.send(
+            '{"id":1,"method":"connect","params":{}}',
+            '{"id":2,"method":"subscribe","params":{"channel":"bench"}}',
+          ),
+        message(data, start, end) {
+          const text = data.toString('latin1', start, end);
+          if (text.includes('"id":2')) {
+            if (++open === count) resolve();
+          } else if (text.includes('"bt"') && ++received === count * perRound) {
+            received = 0;
+            process.send('round');
+          }
+        },
+        gone: (reason) => {
+          process.stderr.write(`client gone: ${reason}\n`);
+          process.exit(1);
+        },
+      });
+      void ws;
+    }
+  });
+  process.send('ready');
+}
+
+if (process.send !== undefined && process.argv[1] === new URL(import.meta.url).pathname) {
+  await subscribers(...process.argv.slice(2, 5).map(Number));
+}
