@@ -7,16 +7,18 @@
  * Two ways to hold a socket's batch, by who writes to the socket:
  * - Held (`writeBatched`, `writeAtTurnEnd`): for frames whose writer owns the socket (a
  *   WebSocket's publications, answers, pushes and pings; an SSE stream's publications written to
- *   its socket as prebuilt HTTP chunks). Its frames wait in a list and
- *   leave as one buffer, concatenated once for all the sockets whose turn got the same frames
- *   (every subscriber of a channel does): a corked `writev` of fifty frames costs the socket about
- *   twice the CPU of one write of the same bytes (`node scripts/writev-vs-concat.mjs`), and under
- *   load `writev` was 40 % of the hub's time. The writer's other writes (`ws`'s close frame, an
- *   SSE response's own writes) come after `releaseHeld`, or after `batchWrite`, which releases
- *   them first; a gate (`gateWrites`) drops what would follow a WebSocket's close frame.
- * - Corked (`batchWrite` before the write): for a socket others write to as well (engine.io's,
- *   an SSE response's writes through `res.write`). It is corked at its first write of the turn and uncorked at the end, so whoever
- *   writes to it joins the same queue, in order, and the turn's chunks leave in one `writev`.
+ *   its socket as prebuilt HTTP chunks). They wait in a list and leave as one buffer, joined once
+ *   for all the sockets whose turn got the same frames (every subscriber of a channel does): a
+ *   corked `writev` of fifty frames costs a socket about twice the CPU of one write of the same
+ *   bytes (`node scripts/writev-vs-concat.mjs`); with it the hub's CPU per delivery fell by a
+ *   fifth to a third at 16 to 40 frames a turn (`node scripts/compare-builds.mjs`,
+ *   docs/benchmarks.md). The writer's other writes (`ws`'s close frame, an SSE response's own
+ *   events) come after `releaseHeld`, or after `batchWrite`, which releases the list first; a gate
+ *   (`gateWrites`) drops what would follow a WebSocket's close frame.
+ * - Corked (`batchWrite` right before the write): for a socket others write to as well
+ *   (engine.io's; an SSE response's writes through `res.write`). It is corked at its first write
+ *   of the turn and uncorked at the end, so whoever writes to it joins the same queue, in order,
+ *   and the turn's chunks leave in one `writev`.
  *
  * It regulates itself. An idle hub writes a lone publication at once, exactly as an unbatched
  * write would: while the previous turn batched nothing, a socket's first write of the turn is not
@@ -37,9 +39,9 @@
  * A socket's batch leaves early once it holds `flushAt` bytes (`flushThreshold` of the queue
  * bound: a quarter of it, at most 64 KiB): a turn that writes much to one socket (a replay page,
  * a flood) offers the kernel a large write at a time and never holds more back. The bytes held
- * count in what the queue bound reads (guarantee 4: `writableLength`, and `heldBytes`
- * for what waits in a list); kept to a quarter of the bound, they cannot make a healthy client that
- * got a burst in one turn look slow, while a client that stops reading still does.
+ * count in what the queue bound reads (guarantee 4: `writableLength`, plus `heldBytes` for what
+ * waits in a list); kept to a quarter of the bound, they cannot make a healthy client that got a
+ * burst in one turn look slow, while a client that stops reading still does.
  */
 import type { Duplex } from 'node:stream';
 
@@ -309,8 +311,9 @@ export function batchWrite(socket: Duplex, bytes: number, flushAt: number): void
 }
 
 /**
- * Writes `chunk` to a socket whose every frame goes through this module, as part of the turn's
- * batch (held: see the module's comment), or at once when the batching policy says so.
+ * Writes `chunk` as part of the turn's batch for `socket` (held: see the module's comment), or at
+ * once when the batching policy says so. The writer lets what is held out (`releaseHeld`) before
+ * it writes to the socket by any other means.
  */
 export function writeBatched(socket: Duplex, chunk: Buffer, flushAt: number): void {
   if (leavesAtOnce(firstInTurn(socket), busy)) socket.write(chunk);
