@@ -152,6 +152,12 @@ class SseStream implements SessionTransport, Pacer {
     if (socket !== null && !this.#http2) releaseHeld(socket);
   }
 
+  /** An event that is not a publication, written through the response after what the turn holds. */
+  #writeEvent(event: string | Buffer): void {
+    this.#releaseHeld();
+    this.res.write(event);
+  }
+
   /**
    * The socket, when this response is an HTTP/1.1 chunked stream whose header is out and that
    * writes straight to its socket (nothing queued inside the response): then a prebuilt chunk
@@ -168,8 +174,7 @@ class SseStream implements SessionTransport, Pacer {
   }
 
   writeJoinLeave(kind: 'join' | 'leave', channel: string, client: ClientInfo): void {
-    this.#releaseHeld();
-    this.res.write(`event: herald.${kind}\ndata: ${JSON.stringify({ channel, client })}\n\n`);
+    this.#writeEvent(`event: herald.${kind}\ndata: ${JSON.stringify({ channel, client })}\n\n`);
   }
 
   /**
@@ -184,8 +189,7 @@ class SseStream implements SessionTransport, Pacer {
       this.#ctx.hub.endSession(session, closeInfo(CloseCode.InsufficientState));
       return;
     }
-    this.#releaseHeld();
-    this.res.write(
+    this.#writeEvent(
       `id: ${cursorOf(session)}\nevent: herald.unsub\ndata: ${JSON.stringify({ channel, code, reason })}\n\n`,
     );
   }
@@ -195,8 +199,7 @@ class SseStream implements SessionTransport, Pacer {
     const session = this.session;
     if (session === undefined || session.closed || this.#ended) return;
     const data = JSON.stringify({ channel, offset: position.offset, epoch: position.epoch });
-    this.#releaseHeld();
-    this.res.write(`id: ${cursorOf(session)}\nevent: herald.subscribed\ndata: ${data}\n\n`);
+    this.#writeEvent(`id: ${cursorOf(session)}\nevent: herald.subscribed\ndata: ${data}\n\n`);
   }
 
   end(info: DisconnectInfo): void {
@@ -219,9 +222,7 @@ class SseStream implements SessionTransport, Pacer {
   }
 
   ping(): void {
-    if (this.#ended) return;
-    this.#releaseHeld();
-    this.res.write(PING);
+    if (!this.#ended) this.#writeEvent(PING);
   }
 }
 

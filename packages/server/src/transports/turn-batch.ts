@@ -11,10 +11,11 @@
  *   for all the sockets whose turn got the same frames (every subscriber of a channel does): a
  *   corked `writev` of fifty frames costs a socket about twice the CPU of one write of the same
  *   bytes (`node scripts/writev-vs-concat.mjs`); with it the hub's CPU per delivery fell by a
- *   fifth to a third at 16 to 40 frames a turn (`node scripts/compare-builds.mjs`,
- *   docs/benchmarks.md). The writer's other writes (`ws`'s close frame, an SSE response's own
- *   events) come after `releaseHeld`, or after `batchWrite`, which releases the list first; a gate
- *   (`gateWrites`) drops what would follow a WebSocket's close frame.
+ *   fifth to a third at 16 to 40 frames a turn (in one process, a best case:
+ *   `node scripts/compare-builds.mjs`; docs/benchmarks.md). The writer's other writes (`ws`'s
+ *   close frame, an SSE response's own events) come after `releaseHeld`, or after `batchWrite`,
+ *   which releases the list first; a gate (`gateWrites`) drops what would follow a WebSocket's
+ *   close frame.
  * - Corked (`batchWrite` right before the write): for a socket others write to as well
  *   (engine.io's; an SSE response's writes through `res.write`). It is corked at its first write
  *   of the turn and uncorked at the end, so whoever writes to it joins the same queue, in order,
@@ -90,8 +91,7 @@ let turn = 0;
 /** Sockets whose batch waits for the end of this turn (held or corked; one may appear twice). */
 let waiting: Duplex[] = [];
 /** The last batch of held frames joined into one buffer, shared by the sockets that got the same. */
-let lastParts: Buffer[] | undefined;
-let lastJoined: Buffer | undefined;
+let lastJoin: { parts: Buffer[]; joined: Buffer } | undefined;
 let scheduled = false;
 /** Whether this turn wrote to any socket through this module. */
 let wrote = false;
@@ -129,8 +129,7 @@ function endOfTurn(): void {
   const sockets = waiting;
   waiting = [];
   for (const socket of sockets) release(socket as Stamped);
-  lastParts = undefined;
-  lastJoined = undefined;
+  lastJoin = undefined;
 }
 
 /**
@@ -229,15 +228,14 @@ function release(socket: Stamped): void {
  * joined for the first is reused for the others (a comparison of references, not of bytes).
  */
 function joined(parts: Buffer[], bytes: number): Buffer {
-  const last = lastParts;
-  if (last !== undefined && last.length === parts.length && lastJoined !== undefined) {
+  const last = lastJoin;
+  if (last !== undefined && last.parts.length === parts.length) {
     let same = true;
-    for (let i = 0; i < parts.length && same; i++) same = parts[i] === last[i];
-    if (same) return lastJoined;
+    for (let i = 0; i < parts.length && same; i++) same = parts[i] === last.parts[i];
+    if (same) return last.joined;
   }
-  lastParts = parts;
-  lastJoined = Buffer.concat(parts, bytes);
-  return lastJoined;
+  lastJoin = { parts, joined: Buffer.concat(parts, bytes) };
+  return lastJoin.joined;
 }
 
 /** Marks `socket` as written in this turn; true when it is the turn's first write to it. */
