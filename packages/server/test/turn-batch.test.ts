@@ -73,12 +73,11 @@ async function quiet(): Promise<void> {
   await nextTurn();
 }
 
-/** A turn that batched (a socket got two writes): the next one holds from its first write. */
-async function busyTurn(): Promise<void> {
+/** A turn that batched (`socket` got two writes, p1 and p2): the next one holds from its first write. */
+async function busyTurn(socket = new RecordingSocket()): Promise<void> {
   await quiet();
-  const other = new RecordingSocket();
-  writeBatched(other, Buffer.from('x'), FLUSH);
-  writeBatched(other, Buffer.from('y'), FLUSH);
+  writeBatched(socket, Buffer.from('p1'), FLUSH);
+  writeBatched(socket, Buffer.from('p2'), FLUSH);
   await nextTurn();
 }
 
@@ -306,17 +305,9 @@ describe('write batching per event-loop turn', () => {
   });
 
   describe('a turn that asked for replies due at once (a worker publishing through its primary)', () => {
-    /** A turn that batched, so the next one corks from its first write. */
-    async function busy(socket: RecordingSocket): Promise<void> {
-      await quiet();
-      writeBatched(socket, Buffer.from('p1'), FLUSH);
-      writeBatched(socket, Buffer.from('p2'), FLUSH);
-      await nextTurn();
-    }
-
     it('ends once the replies are in, so their publications leave in its writes', async () => {
       const socket = new RecordingSocket();
-      await busy(socket);
+      await busyTurn(socket);
       const res = { destroy: (): void => assert.fail('no answer here throws') };
       const given: string[] = [];
       writeBatched(socket, Buffer.from('p3'), FLUSH);
@@ -335,7 +326,7 @@ describe('write batching per event-loop turn', () => {
 
     it('does not wait for a reply that came within the turn', async () => {
       const socket = new RecordingSocket();
-      await busy(socket);
+      await busyTurn(socket);
       writeBatched(socket, Buffer.from('p3'), FLUSH);
       holdTurnFor()();
       await nextTurn();
@@ -344,7 +335,7 @@ describe('write batching per event-loop turn', () => {
 
     it(`waits ${HOLD_MS} ms at most for a reply that does not come`, async () => {
       const socket = new RecordingSocket();
-      await busy(socket);
+      await busyTurn(socket);
       writeBatched(socket, Buffer.from('p3'), FLUSH);
       const released = holdTurnFor();
       await nextTurn();
@@ -359,7 +350,7 @@ describe('write batching per event-loop turn', () => {
 
     it('waits once: replies asked for during the wait do not extend it', async () => {
       const socket = new RecordingSocket();
-      await busy(socket);
+      await busyTurn(socket);
       writeBatched(socket, Buffer.from('p3'), FLUSH);
       const first = holdTurnFor();
       await nextTurn();
