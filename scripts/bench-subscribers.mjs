@@ -1,10 +1,21 @@
 /**
- * The subscribers of the in-process measurement scripts (lone-publication.mjs,
- * compare-builds.mjs): a child process that opens `count` WebSocket clients on Herald's `/ws`
+ * The hub and the subscribers of the in-process measurement scripts (lone-publication.mjs,
+ * compare-builds.mjs). The hub: `benchHubOptions()`. The subscribers: a child process that opens `count` WebSocket clients on Herald's `/ws`
  * with the bench's frame reader, subscribes each to `bench`, says `ready` when all are in, then
  * `round` each time every client has read `perRound` more bench publications (data with `"bt"`).
  */
 import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+/** A `HeraldServer` whose anonymous clients may read `bench`, with no keep-alive pings in a run. */
+export function benchHubOptions() {
+  return {
+    apiKey: randomBytes(24).toString('base64url'),
+    jwtSecret: randomBytes(32).toString('base64url'),
+    anonymousChannels: ['bench*'],
+    pingIntervalSeconds: 3600,
+  };
+}
 
 /** Forks this module as a subscriber process; resolves once its clients are subscribed. */
 export async function forkSubscribers(port, count, perRound) {

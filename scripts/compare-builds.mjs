@@ -20,11 +20,10 @@
  * It prints each build's CPU per delivery (median over rounds) and their ratio. A best case for
  * both (no HTTP, a quiet loop); the user paths are `herald bench`'s.
  */
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setImmediate } from 'node:timers';
-import { forkSubscribers, nextMessage } from './bench-subscribers.mjs';
+import { benchHubOptions, forkSubscribers, nextMessage } from './bench-subscribers.mjs';
 
 const [baseDist, ...rest] = process.argv.slice(2);
 if (baseDist === undefined) {
@@ -36,12 +35,7 @@ const TURNS = 3;
 
 async function start(moduleUrl) {
   const { HeraldServer } = await import(moduleUrl);
-  const server = new HeraldServer({
-    apiKey: randomBytes(24).toString('base64url'),
-    jwtSecret: randomBytes(32).toString('base64url'),
-    anonymousChannels: ['bench*'],
-    pingIntervalSeconds: 3600,
-  });
+  const server = new HeraldServer(benchHubOptions());
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, child: await forkSubscribers(port, subscribers, perTurn * TURNS), cpu: [] };
 }

@@ -14,19 +14,13 @@
  * A best case for both sides (no HTTP, a quiet loop): it isolates what Herald's delivery path
  * adds to the write syscall. Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
  */
-import { randomBytes } from 'node:crypto';
-import { forkSubscribers, nextMessage as next } from './bench-subscribers.mjs';
+import { benchHubOptions, forkSubscribers, nextMessage as next } from './bench-subscribers.mjs';
 
 await hub(Number(process.argv[2] ?? 10_000), Number(process.argv[3] ?? 20));
 
 async function hub(subscribers, rounds) {
   const { HeraldServer } = await import('@herald/server');
-  const server = new HeraldServer({
-    apiKey: randomBytes(24).toString('base64url'),
-    jwtSecret: randomBytes(32).toString('base64url'),
-    anonymousChannels: ['bench*'],
-    pingIntervalSeconds: 3600,
-  });
+  const server = new HeraldServer(benchHubOptions());
   const sockets = [];
   server.httpServer.on('connection', (socket) => sockets.push(socket));
   const { port } = await server.listen(0, '127.0.0.1');
