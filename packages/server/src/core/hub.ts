@@ -33,6 +33,7 @@ import { TopConflictError } from '../broker/broker.js';
 import { ChannelState, type ChannelStateOwner } from './channel-state.js';
 import { requireChannel } from '../auth/channel-access.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
+import { ExpiryIndex } from './expiry-index.js';
 import type { Credentials } from './credentials.js';
 import type { HubHooks, PublishExtensionParser, PublishExtensions } from './hooks.js';
 import { RESERVED_NAMESPACE, publishDraft, type PublishInput } from './publish-draft.js';
@@ -174,6 +175,8 @@ export class Hub {
   readonly node: string;
   readonly #channels = new Map<string, ChannelState>();
   readonly #usersSessions = new Map<string, Set<ClientSession>>();
+  /** Sessions whose token expires, by second, for the expiry sweep (`expiredSessions`). */
+  readonly #expiries = new ExpiryIndex<ClientSession>();
   readonly #now: () => number;
   readonly #hooks: HubHooks[] = [];
   readonly #extensions = new Map<string, PublishExtensionParser>();
@@ -315,6 +318,7 @@ export class Hub {
     this.admitUser(credentials.userId);
     const session = new ClientSession(randomUUID(), transport, credentials, this.#owner, this.#now());
     this.#sessions.add(session);
+    this.#expiries.add(session);
     this.#stats.connection(transport.kind, 1);
     this.#indexUser(session);
     this.#emit('sessionOpened', session);
@@ -359,6 +363,7 @@ export class Hub {
     const s = own(session);
     if (s.closed) return;
     this.#sessions.delete(s);
+    this.#expiries.delete(s);
     this.#stats.connection(s.kind, -1);
     this.#unindexUser(s);
     for (const sub of s.close()) this.#detach(sub);
@@ -384,7 +389,7 @@ export class Hub {
     if (credentials.userId !== s.userId) {
       throw new HeraldError('forbidden', 'a refreshed token must be for the same user');
     }
-    s.replaceCredentials(credentials);
+    this.#replaceCredentials(s, credentials);
     for (const sub of [...s.subscriptions.values()]) {
       if (!sub.granted && !credentials.canSubscribe(sub.channel)) {
         this.#removeSubscription(sub);
@@ -404,16 +409,20 @@ export class Hub {
     if (s.userId !== '') throw new HeraldError('forbidden', 'the connection is already signed in');
     if (credentials.userId === '') throw new HeraldError('bad_request', 'a user id is required');
     this.admitUser(credentials.userId);
-    s.replaceCredentials(credentials);
+    this.#replaceCredentials(s, credentials);
     this.#indexUser(s);
   }
 
   /** Sessions whose token expired; the server's sweep ends them with 4003. */
-  *expiredSessions(now = this.#now()): Iterable<Session> {
-    for (const session of this.#sessions) {
-      const expiresAt = session.credentials.expiresAt;
-      if (expiresAt !== undefined && expiresAt <= now) yield session;
-    }
+  expiredSessions(now = this.#now()): Iterable<Session> {
+    return this.#expiries.expired(now);
+  }
+
+  /** The session's expiry moves in the index with its credentials. */
+  #replaceCredentials(session: ClientSession, credentials: Credentials): void {
+    this.#expiries.delete(session);
+    session.replaceCredentials(credentials);
+    this.#expiries.add(session);
   }
 
   // ---- subscribe ------------------------------------------------------------------------
