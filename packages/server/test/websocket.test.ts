@@ -493,6 +493,24 @@ describe('WebSocket close codes', () => {
     }
   });
 
+  it('lets a client connect late within the deadline, after sweeps saw it waiting, and keeps it', async () => {
+    const hub = await startHub({ connectTimeoutMs: 2_000 });
+    try {
+      const late = new WsTestClient(hub.wsUrl);
+      await late.opened;
+      // At least one deadline sweep (every second) finds it still waiting for `connect`.
+      await sleep(1_200);
+      await late.ok('connect', { token: await token() });
+      // Past the deadline and two more sweeps: a connected client is never ended by it.
+      await sleep(2_200);
+      assert.deepEqual(await late.ok('ping'), {});
+      assert.equal(late.closeCode, undefined);
+      late.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
   it('closes 4005 for a client that sends commands faster than allowed', async () => {
     const hub = await startHub({ commandRate: { perSecond: 1, burst: 5 } });
     try {
