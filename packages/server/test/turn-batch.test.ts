@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import {
   FLUSH_BYTES,
   HOLD_MS,
+  IDLE_AFTER_MS,
   JOIN_BELOW,
   answerInTurn,
   batchWrite,
@@ -94,6 +95,17 @@ describe('write batching per event-loop turn', () => {
     const socket = new RecordingSocket();
     writeBatched(socket, Buffer.from('lone'), FLUSH);
     assert.deepEqual(socket.calls, [['lone']], 'written before the turn ends');
+  });
+
+  it(`counts a hub that wrote nothing for ${IDLE_AFTER_MS} ms as idle: the first write after a burst leaves at once`, async () => {
+    const socket = new RecordingSocket();
+    await busyTurn(socket);
+    const before = socket.calls.length;
+    await sleep(IDLE_AFTER_MS + 10);
+    writeBatched(socket, Buffer.from('after a pause'), FLUSH);
+    assert.equal(socket.calls.length, before + 1, 'written before the turn ends');
+    assert.deepEqual(socket.calls.at(-1), ['after a pause']);
+    await nextTurn();
   });
 
   for (const { name, write, batch } of WAYS) {
