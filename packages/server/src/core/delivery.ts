@@ -6,14 +6,18 @@
 import type { PublicationRecord } from '../broker/broker.js';
 import { streamPart } from './stream-part.js';
 
-/** A per-transport encoding; `slot` indexes the cache and is unique per encoder. */
+/**
+ * A per-transport encoding; `slot` indexes the cache and is unique per encoder. An encoding built
+ * on another one reads it from `delivery.encoded`, so each is made once per publication however
+ * many encodings of one transport a fan-out needs.
+ */
 export interface Encoder<T> {
   readonly slot: number;
-  encode(record: PublicationRecord): T;
+  encode(record: PublicationRecord, delivery: Delivery): T;
 }
 
 let nextSlot = 0;
-export function defineEncoder<T>(encode: (record: PublicationRecord) => T): Encoder<T> {
+export function defineEncoder<T>(encode: (record: PublicationRecord, delivery: Delivery) => T): Encoder<T> {
   return { slot: nextSlot++, encode };
 }
 
@@ -34,7 +38,7 @@ export class Delivery {
   encoded<T>(encoder: Encoder<T>): T {
     let value = this.#cache[encoder.slot];
     if (value === undefined) {
-      value = encoder.encode(this.record);
+      value = encoder.encode(this.record, this);
       this.#cache[encoder.slot] = value;
     }
     return value as T;

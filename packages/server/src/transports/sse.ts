@@ -32,11 +32,11 @@ const sseBody = defineEncoder((record: PublicationRecord): string =>
 );
 
 /** The whole event for connections with a single channel, whose cursor depends only on the publication. */
-const sseSingleChannelEvent = defineEncoder((record: PublicationRecord): Buffer =>
+const sseSingleChannelEvent = defineEncoder((record: PublicationRecord, delivery): Buffer =>
   Buffer.from(
     record.offset === 0
-      ? sseBody.encode(record)
-      : `id: h1${cursorEntry(record.channel, record.offset, record.epoch)}\n${sseBody.encode(record)}`,
+      ? delivery.encoded(sseBody)
+      : `id: h1${cursorEntry(record.channel, record.offset, record.epoch)}\n${delivery.encoded(sseBody)}`,
   ),
 );
 
@@ -47,8 +47,8 @@ const CRLF = Buffer.from('\r\n');
  * frame it per subscriber in four socket writes; written whole, fan-out is one write per
  * subscriber (see SseStream.#chunkedSocket for when that is allowed).
  */
-const sseSingleChannelChunk = defineEncoder((record: PublicationRecord): Buffer => {
-  const event = sseSingleChannelEvent.encode(record);
+const sseSingleChannelChunk = defineEncoder((_record, delivery): Buffer => {
+  const event = delivery.encoded(sseSingleChannelEvent);
   return Buffer.concat([Buffer.from(`${event.length.toString(16)}\r\n`), event, CRLF]);
 });
 

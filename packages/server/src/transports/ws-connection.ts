@@ -46,8 +46,8 @@ const pubFrame = defineEncoder((record: PublicationRecord): Buffer => textFrame(
  * The publication with a due ping behind it, built once per publication for every socket whose
  * ping is due (not a copy per socket), so those sockets share one buffer too.
  */
-const pubPingFrame = defineEncoder((record: PublicationRecord): Buffer =>
-  Buffer.concat([pubFrame.encode(record), PING_FRAME]),
+const pubPingFrame = defineEncoder((_record, delivery): Buffer =>
+  Buffer.concat([delivery.encoded(pubFrame), PING_FRAME]),
 );
 
 /** How long a closing socket may linger for its close handshake before it is destroyed. */
