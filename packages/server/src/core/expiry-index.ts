@@ -15,18 +15,16 @@ export class ExpiryIndex<T extends Expiring> {
   readonly #bySecond = new Map<number, Set<T>>();
 
   add(item: T): void {
-    const expiresAt = item.credentials.expiresAt;
-    if (expiresAt === undefined) return;
-    const second = Math.floor(expiresAt / 1000);
+    const second = secondOf(item);
+    if (second === undefined) return;
     let bucket = this.#bySecond.get(second);
     if (bucket === undefined) this.#bySecond.set(second, (bucket = new Set()));
     bucket.add(item);
   }
 
   delete(item: T): void {
-    const expiresAt = item.credentials.expiresAt;
-    if (expiresAt === undefined) return;
-    const second = Math.floor(expiresAt / 1000);
+    const second = secondOf(item);
+    if (second === undefined) return;
     const bucket = this.#bySecond.get(second);
     if (bucket?.delete(item) === true && bucket.size === 0) this.#bySecond.delete(second);
   }
@@ -48,4 +46,10 @@ export class ExpiryIndex<T extends Expiring> {
     for (const bucket of this.#bySecond.values()) size += bucket.size;
     return size;
   }
+}
+
+/** The bucket of an item: the whole second its expiry falls in, none without an expiry. */
+function secondOf(item: Expiring): number | undefined {
+  const expiresAt = item.credentials.expiresAt;
+  return expiresAt === undefined ? undefined : Math.floor(expiresAt / 1000);
 }
