@@ -14,15 +14,11 @@
  * `../packages/server/dist-base/index.js`, made as compare-builds.mjs says) to compare.
  * A best case (no HTTP, a quiet loop). Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
  */
-import { benchHubOptions, forkSubscribers } from './bench-subscribers.mjs';
+import { median, startBenchHub } from './bench-subscribers.mjs';
 
 const subscribers = Number(process.argv[2] ?? 10_000);
 const rounds = Number(process.argv[3] ?? 16);
-const { HeraldServer } = await import(process.argv[4] ?? '@herald/server');
-const server = new HeraldServer(benchHubOptions());
-const { port } = await server.listen(0, '127.0.0.1');
-const shares = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
-const children = await Promise.all(shares.map((share) => forkSubscribers(port, share, 1)));
+const { server, children } = await startBenchHub(subscribers, process.argv[4]);
 const payload = { bt: 0, pad: 'x'.repeat(60) };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -63,7 +59,6 @@ for (let round = 0; round < rounds; round++) {
     await sleep(100);
   }
 }
-const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
 console.log(`${subscribers} subscribers, medians of ${rounds} rounds`);
 for (const [mode, rows] of Object.entries(results)) {
   const cpu = median(rows.map((r) => r.cpuUs)).toFixed(2);

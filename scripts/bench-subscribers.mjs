@@ -1,6 +1,6 @@
 /**
  * The hub and the subscribers of the in-process measurement scripts (lone-publication.mjs,
- * compare-builds.mjs). The hub: `benchHubOptions()`. The subscribers: a child process that opens `count` WebSocket clients on Herald's `/ws`
+ * after-burst.mjs, compare-builds.mjs). The hub: `benchHubOptions()`. The subscribers: a child process that opens `count` WebSocket clients on Herald's `/ws`
  * with the bench's frame reader, subscribes each to `bench`, says `ready` when all are in, then
  * `round` each time every client has read `perRound` more bench publications (data with `"bt"`).
  */
@@ -15,6 +15,27 @@ export function benchHubOptions() {
     anonymousChannels: ['bench*'],
     pingIntervalSeconds: 3600,
   };
+}
+
+/**
+ * A bench hub from `serverModule` (another build: a path relative to this directory) listening on
+ * 127.0.0.1, with `subscribers` clients split over two subscriber processes. `sockets`: the hub's
+ * own sockets to them.
+ */
+export async function startBenchHub(subscribers, serverModule = '@herald/server') {
+  const { HeraldServer } = await import(serverModule);
+  const server = new HeraldServer(benchHubOptions());
+  const sockets = [];
+  server.httpServer.on('connection', (socket) => sockets.push(socket));
+  const { port } = await server.listen(0, '127.0.0.1');
+  const shares = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
+  const children = await Promise.all(shares.map((share) => forkSubscribers(port, share, 1)));
+  return { server, sockets, children };
+}
+
+/** The median of `values` (sorted in place). */
+export function median(values) {
+  return values.sort((a, b) => a - b)[values.length >> 1];
 }
 
 /** Forks this module as a subscriber process; resolves once its clients are subscribed. */

@@ -23,7 +23,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { setImmediate } from 'node:timers';
-import { benchHubOptions, forkSubscribers, nextMessage } from './bench-subscribers.mjs';
+import { benchHubOptions, forkSubscribers, median, nextMessage } from './bench-subscribers.mjs';
 
 const [baseDist, ...rest] = process.argv.slice(2);
 if (baseDist === undefined) {
@@ -60,7 +60,6 @@ for (let round = 0; round < rounds; round++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
-const median = (values) => values.sort((a, b) => a - b)[values.length >> 1];
 const [base, current] = [median(builds.base.cpu), median(builds.this.cpu)];
 console.log(
   `${subscribers} subscribers, ${perTurn} publications a turn, ${rounds} rounds: CPU per delivery ` +

@@ -14,19 +14,12 @@
  * A best case for both sides (no HTTP, a quiet loop): it isolates what Herald's delivery path
  * adds to the write syscall. Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
  */
-import { benchHubOptions, forkSubscribers, nextMessage as next } from './bench-subscribers.mjs';
+import { median, nextMessage as next, startBenchHub } from './bench-subscribers.mjs';
 
 await hub(Number(process.argv[2] ?? 10_000), Number(process.argv[3] ?? 20));
 
 async function hub(subscribers, rounds) {
-  const { HeraldServer } = await import('@herald/server');
-  const server = new HeraldServer(benchHubOptions());
-  const sockets = [];
-  server.httpServer.on('connection', (socket) => sockets.push(socket));
-  const { port } = await server.listen(0, '127.0.0.1');
-
-  const shares = [Math.ceil(subscribers / 2), Math.floor(subscribers / 2)];
-  const children = await Promise.all(shares.map((share) => forkSubscribers(port, share, 1)));
+  const { server, sockets, children } = await startBenchHub(subscribers);
   console.log(`${subscribers} subscribers`);
 
   const payload = { bt: 0, pad: 'x'.repeat(60) };
@@ -66,7 +59,6 @@ async function hub(subscribers, rounds) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)];
   const h = median(herald.map((r) => r.cpuUs));
   const b = median(bare.map((r) => r.cpuUs));
   console.log(
