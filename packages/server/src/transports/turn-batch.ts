@@ -27,7 +27,7 @@
  * write, so a busy hub pays one write per socket per turn; and a hub that falls behind gathers
  * more per poll phase, so its batches grow and it catches up. A hub that wrote nothing for
  * `IDLE_AFTER_MS` is idle again whatever its last writing turn did: the first publication after a
- * burst leaves at once too (held, it cost the hub 1 to 7 % more CPU per delivery than a lone
+ * burst leaves at once too (held, it cost the hub 2 to 4 % more CPU per delivery than a lone
  * publication after a lone one, 10,000 subscribers: `node scripts/after-burst.mjs`). Frames keep
  * their order (one stream per socket, first in first out).
  *
