@@ -33,7 +33,7 @@ import { TopConflictError } from '../broker/broker.js';
 import { ChannelState, type ChannelStateOwner } from './channel-state.js';
 import { requireChannel } from '../auth/channel-access.js';
 import { ConcurrencyLimit } from './concurrency-limit.js';
-import { ExpiryIndex } from './expiry-index.js';
+import { TimeIndex } from './time-index.js';
 import type { Credentials } from './credentials.js';
 import type { HubHooks, PublishExtensionParser, PublishExtensions } from './hooks.js';
 import { RESERVED_NAMESPACE, publishDraft, type PublishInput } from './publish-draft.js';
@@ -176,7 +176,7 @@ export class Hub {
   readonly #channels = new Map<string, ChannelState>();
   readonly #usersSessions = new Map<string, Set<ClientSession>>();
   /** Sessions whose token expires, by second, for the expiry sweep (`expiredSessions`). */
-  readonly #expiries = new ExpiryIndex<ClientSession>();
+  readonly #expiries = new TimeIndex<ClientSession>((session) => session.credentials.expiresAt);
   readonly #now: () => number;
   readonly #hooks: HubHooks[] = [];
   readonly #extensions = new Map<string, PublishExtensionParser>();
@@ -415,7 +415,7 @@ export class Hub {
 
   /** Sessions whose token expired; the server's sweep ends them with 4003. */
   expiredSessions(now = this.#now()): Iterable<Session> {
-    return this.#expiries.expired(now);
+    return this.#expiries.due(now);
   }
 
   /** The session's expiry moves in the index with its credentials. */

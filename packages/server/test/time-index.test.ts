@@ -1,11 +1,11 @@
 /**
- * The expiry sweep's index (core/expiry-index.ts): it yields exactly the entries whose expiry has
- * passed, to the millisecond within a second's bucket, and an entry moved with new credentials is
- * found by its new expiry only.
+ * The sweeps' index (core/time-index.ts), as the hub keeps sessions by token expiry: it yields
+ * exactly the entries whose expiry has passed, to the millisecond within a second's bucket, and an
+ * entry moved with new credentials is found by its new expiry only.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ExpiryIndex } from '../src/core/expiry-index.ts';
+import { TimeIndex } from '../src/core/time-index.ts';
 
 interface Entry {
   readonly name: string;
@@ -18,21 +18,21 @@ const entry = (name: string, expiresAt?: number): Entry => ({
 });
 const names = (entries: Iterable<Entry>): string[] => [...entries].map((e) => e.name).sort();
 
-describe('expiry index', () => {
+describe('time index', () => {
   it('yields the entries expired at `now`, to the millisecond, and none without an expiry', () => {
-    const index = new ExpiryIndex<Entry>();
+    const index = new TimeIndex<Entry>((e) => e.credentials.expiresAt);
     for (const e of [entry('a', 10_200), entry('b', 10_800), entry('c', 11_000), entry('never'), entry('d', 9_000)]) {
       index.add(e);
     }
     assert.equal(index.size, 4);
-    assert.deepEqual(names(index.expired(8_999)), []);
-    assert.deepEqual(names(index.expired(10_500)), ['a', 'd']);
-    assert.deepEqual(names(index.expired(10_800)), ['a', 'b', 'd']);
-    assert.deepEqual(names(index.expired(11_000)), ['a', 'b', 'c', 'd']);
+    assert.deepEqual(names(index.due(8_999)), []);
+    assert.deepEqual(names(index.due(10_500)), ['a', 'd']);
+    assert.deepEqual(names(index.due(10_800)), ['a', 'b', 'd']);
+    assert.deepEqual(names(index.due(11_000)), ['a', 'b', 'c', 'd']);
   });
 
   it('forgets a deleted entry, and finds a moved one by its new expiry only', () => {
-    const index = new ExpiryIndex<Entry>();
+    const index = new TimeIndex<Entry>((e) => e.credentials.expiresAt);
     const refreshed = entry('refreshed', 5_000);
     const ended = entry('ended', 5_000);
     index.add(refreshed);
@@ -43,13 +43,13 @@ describe('expiry index', () => {
     refreshed.credentials = { expiresAt: 60_000 };
     index.add(refreshed);
     assert.equal(index.size, 1);
-    assert.deepEqual(names(index.expired(30_000)), []);
-    assert.deepEqual(names(index.expired(60_000)), ['refreshed']);
+    assert.deepEqual(names(index.due(30_000)), []);
+    assert.deepEqual(names(index.due(60_000)), ['refreshed']);
     // Refreshed to a token without expiry: never yielded again.
     index.delete(refreshed);
     refreshed.credentials = {};
     index.add(refreshed);
     assert.equal(index.size, 0);
-    assert.deepEqual(names(index.expired(Number.MAX_SAFE_INTEGER)), []);
+    assert.deepEqual(names(index.due(Number.MAX_SAFE_INTEGER)), []);
   });
 });
