@@ -7,10 +7,12 @@
  *
  * A `HeraldServer` (memory broker, no keep-alive pings in the run) takes `subscribers` WebSocket
  * clients from two child processes (the bench's frame reader). Each round publishes once through
- * `hub.publish` (the fan-out as after `POST /api/publish`'s parsing) and once as a bare loop of
- * `socket.write(frame)` over the hub's own sockets with the same bytes, Herald's encoding (what the
- * raw ws reference does), waiting for every client to read each before the next. It prints the hub's
- * CPU per delivery for both (median over rounds), their ratio, and how long each fan-out loop ran.
+ * `hub.publish` (the fan-out as after `POST /api/publish`'s parsing), once more so with the hub's
+ * direct socket writes turned off (transports/direct-write.ts: every write a `socket.write`), and
+ * once as a bare loop of `socket.write(frame)` over the hub's own sockets with the same bytes,
+ * Herald's encoding (what the raw ws reference does), in a rotating order, waiting for every client
+ * to read each before the next. It prints the hub's CPU per delivery for each (median over
+ * rounds), the ratios to the bare loop, and how long each fan-out loop ran.
  * A best case for both sides (no HTTP, a quiet loop): it isolates what Herald's delivery path
  * adds to the write syscall. Needs `npm run build` and `ulimit -n` above `subscribers` + 100.
  */
@@ -35,23 +37,26 @@ async function hub(subscribers, rounds) {
         publicationJson({ channel: 'bench', offset, epoch, dataJson: JSON.stringify(payload), ts: Date.now() }),
       ),
     );
-  const herald = [];
-  const bare = [];
+  const { setDirectWrites } = await import('../packages/server/dist/transports/direct-write.js');
+  const modes = ['herald', 'herald-plain', 'bare'];
+  const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const mode of round % 2 === 0 ? ['herald', 'bare'] : ['bare', 'herald']) {
+    for (let i = 0; i < modes.length; i++) {
+      const mode = modes[(round + i) % modes.length];
       const received = Promise.all(children.map(next));
+      setDirectWrites(mode === 'herald');
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
-      if (mode === 'herald') void server.hub.publish({ channel: 'bench', data: payload });
+      if (mode !== 'bare') void server.hub.publish({ channel: 'bench', data: payload });
       else {
-        const frame = bareFrame(round + 2);
+        const frame = bareFrame(round * 2 + 2);
         for (const socket of sockets) if (!socket.destroyed) socket.write(frame);
       }
       const loopMs = Number(process.hrtime.bigint() - start) / 1e6;
       const inLoop = process.cpuUsage(cpu);
       await received;
       const used = process.cpuUsage(cpu);
-      (mode === 'herald' ? herald : bare).push({
+      runs[mode].push({
         cpuUs: (used.user + used.system) / subscribers,
         loopCpuUs: (inLoop.user + inLoop.system) / subscribers,
         loopMs,
@@ -59,19 +64,22 @@ async function hub(subscribers, rounds) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  const h = median(herald.map((r) => r.cpuUs));
-  const b = median(bare.map((r) => r.cpuUs));
-  console.log(
-    `CPU per delivery: Herald ${h.toFixed(2)} µs, bare write loop ${b.toFixed(2)} µs, ×${(h / b).toFixed(3)}`,
-  );
-  const hl = median(herald.map((r) => r.loopCpuUs));
-  const bl = median(bare.map((r) => r.loopCpuUs));
-  console.log(
-    `of which in the fan-out loop: Herald ${hl.toFixed(2)} µs, bare ${bl.toFixed(2)} µs, ×${(hl / bl).toFixed(3)}`,
-  );
-  console.log(
-    `fan-out loop: Herald ${median(herald.map((r) => r.loopMs)).toFixed(1)} ms, bare ${median(bare.map((r) => r.loopMs)).toFixed(1)} ms (medians of ${rounds})`,
-  );
+  setDirectWrites(true);
+  const of = (mode, key) => median(runs[mode].map((r) => r[key]));
+  const b = of('bare', 'cpuUs');
+  const bl = of('bare', 'loopCpuUs');
+  for (const [mode, label] of [
+    ['herald', 'Herald'],
+    ['herald-plain', 'Herald, direct writes off'],
+  ]) {
+    const h = of(mode, 'cpuUs');
+    const hl = of(mode, 'loopCpuUs');
+    console.log(
+      `${label}: CPU per delivery ${h.toFixed(2)} µs, ×${(h / b).toFixed(3)} the bare write loop's ${b.toFixed(2)} µs ` +
+        `(in the fan-out loop ${hl.toFixed(2)} µs, ×${(hl / bl).toFixed(3)}); loop ${of(mode, 'loopMs').toFixed(1)} ms`,
+    );
+  }
+  console.log(`bare write loop: ${of('bare', 'loopMs').toFixed(1)} ms (medians of ${rounds})`);
   for (const child of children) child.kill();
   await server.close();
 }

@@ -49,6 +49,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { pendingBytes, writeDirect } from './direct-write.js';
 
 /** On each socket: the number of the last turn it was written in (no allocation per turn). */
 const WRITTEN_IN = Symbol('herald.writtenInTurn');
@@ -222,8 +223,8 @@ function release(socket: Stamped): void {
     socket[HELD] = 0;
     const gate = socket[GATE];
     if (!socket.destroyed && !socket.writableEnded && (gate === undefined || gate.readyState === gate.OPEN)) {
-      if (parts.length === 1) socket.write(parts[0]!);
-      else if (bytes < parts.length * JOIN_BELOW) socket.write(joined(parts, bytes));
+      if (parts.length === 1) writeDirect(socket, parts[0]!);
+      else if (bytes < parts.length * JOIN_BELOW) writeDirect(socket, joined(parts, bytes));
       else {
         socket.cork();
         for (const part of parts) socket.write(part);
@@ -333,7 +334,7 @@ export function batchWrite(socket: Duplex, bytes: number, flushAt: number): void
  * it writes to the socket by any other means.
  */
 export function writeBatched(socket: Duplex, chunk: Buffer, flushAt: number): void {
-  if (leavesAtOnce(firstInTurn(socket), busy)) socket.write(chunk);
+  if (leavesAtOnce(firstInTurn(socket), busy)) writeDirect(socket, chunk);
   else hold(socket, chunk, flushAt);
 }
 
@@ -355,10 +356,13 @@ export function releaseHeld(socket: Duplex): void {
   if ((socket as Stamped)[PARTS] !== undefined) release(socket as Stamped);
 }
 
-/** Bytes the turn holds for `socket` that are not in its `writableLength`: the queue bound adds them. */
+/**
+ * Bytes written or held for `socket` that are not in its `writableLength`: the queue bound adds
+ * them. The frames the turn holds in a list, and direct writes libuv has not written yet.
+ */
 export function heldBytes(socket: Duplex): number {
   const stamped = socket as Stamped;
-  return stamped[PARTS] === undefined ? 0 : (stamped[HELD] ?? 0);
+  return (stamped[PARTS] === undefined ? 0 : (stamped[HELD] ?? 0)) + pendingBytes(socket);
 }
 
 /**

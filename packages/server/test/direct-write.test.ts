@@ -1,0 +1,137 @@
+/**
+ * The fan-out's direct socket write (transports/direct-write.ts), on real loopback sockets: bytes
+ * keep their order mixed with node's own writes (corked, queued, plain), what the kernel could not
+ * take is counted until it is written and then announced by 'drain', and a write to a socket the
+ * client reset destroys it with the error instead of throwing.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { directWritesOn, pendingBytes, writeDirect } from '../src/transports/direct-write.ts';
+
+let server: Server;
+/** Its sockets never read: a reset is seen by a write, not by a read. */
+let deaf: Server;
+const accepted: Socket[] = [];
+
+before(async () => {
+  server = createServer((socket) => accepted.push(socket));
+  deaf = createServer({ pauseOnConnect: true }, (socket) => accepted.push(socket));
+  for (const s of [server, deaf]) {
+    s.listen(0, '127.0.0.1');
+    await once(s, 'listening');
+  }
+});
+after(() => {
+  server.close();
+  deaf.close();
+});
+
+/** A connected pair: `hub` is the server's side (written to), `client` reads. */
+async function pair(on = server): Promise<{ hub: Socket; client: Socket }> {
+  const count = accepted.length;
+  const client = connect((on.address() as { port: number }).port, '127.0.0.1');
+  await once(client, 'connect');
+  while (accepted.length === count) await new Promise((r) => setImmediate(r));
+  return { hub: accepted[accepted.length - 1]!, client };
+}
+
+/** A chunk of `size` bytes that says its number in every byte (mod 251). */
+const chunk = (n: number, size: number): Buffer => Buffer.alloc(size, n % 251);
+
+describe('direct socket writes', () => {
+  it('are in use in this process (the binding is there), and off with HERALD_DIRECT_WRITES=0', () => {
+    assert.equal(directWritesOn(), true);
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--conditions=herald-source',
+        '--import',
+        'tsx',
+        '-e',
+        "import('./packages/server/src/transports/direct-write.ts').then((m) => console.log(m.directWritesOn()))",
+      ],
+      { env: { ...process.env, HERALD_DIRECT_WRITES: '0' }, encoding: 'utf8' },
+    );
+    assert.equal(child.stdout.trim(), 'false', child.stderr);
+  });
+
+  it(
+    'keep their order among corked, queued and plain writes, through a client that stops reading',
+    { timeout: 10_000 },
+    async () => {
+      const { hub, client } = await pair();
+      client.pause();
+      const expected: Buffer[] = [];
+      let sawPending = false;
+      // 64 KiB chunks, 8 MiB in all: far past what loopback buffers, so direct writes turn
+      // asynchronous and node's own writes queue behind them.
+      for (let n = 0; n < 128; n++) {
+        const data = chunk(n, 65_536);
+        expected.push(data);
+        if (n % 4 === 1) hub.write(data);
+        else if (n % 4 === 2) {
+          hub.cork();
+          writeDirect(hub, data); // corked: this one goes through the Writable
+          hub.uncork();
+        } else writeDirect(hub, data);
+        sawPending ||= pendingBytes(hub) > 0;
+      }
+      assert.ok(sawPending, 'some direct writes were left to libuv');
+      const received: Buffer[] = [];
+      let bytes = 0;
+      const total = 128 * 65_536;
+      const done = new Promise<void>((resolve) =>
+        client.on('data', (data: Buffer) => {
+          received.push(data);
+          bytes += data.length;
+          if (bytes >= total) resolve();
+        }),
+      );
+      const drained = once(hub, 'drain');
+      client.resume();
+      await done;
+      await drained;
+      assert.equal(pendingBytes(hub), 0);
+      assert.ok(Buffer.concat(received).equals(Buffer.concat(expected)), 'the bytes arrived in the order written');
+      hub.destroy();
+      client.destroy();
+    },
+  );
+
+  it('count what libuv holds until the client reads it, then emit drain', { timeout: 10_000 }, async () => {
+    const { hub, client } = await pair();
+    client.pause();
+    let n = 0;
+    while (pendingBytes(hub) === 0 && n < 1024) writeDirect(hub, chunk(n++, 65_536));
+    assert.ok(pendingBytes(hub) > 0, 'the kernel stopped taking writes');
+    assert.equal(hub.writableLength, 0, 'none of it is in the Writable');
+    const held = pendingBytes(hub);
+    writeDirect(hub, chunk(n++, 1000));
+    assert.equal(pendingBytes(hub), held + 1000);
+    const drained = once(hub, 'drain');
+    client.resume();
+    await drained;
+    assert.equal(pendingBytes(hub), 0);
+    hub.destroy();
+    client.destroy();
+  });
+
+  it('destroy the socket with the error when the client reset the connection', { timeout: 10_000 }, async () => {
+    const { hub, client } = await pair(deaf);
+    const errored = once(hub, 'error');
+    client.resetAndDestroy();
+    await new Promise((r) => setTimeout(r, 50));
+    // The first writes after a reset may still be taken; one of these fails.
+    for (let i = 0; i < 100 && !hub.destroyed; i++) {
+      writeDirect(hub, chunk(i, 1024));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const [error] = (await errored) as [NodeJS.ErrnoException];
+    assert.ok(['EPIPE', 'ECONNRESET'].includes(error.code ?? ''), `code ${error.code}`);
+    assert.equal(error.syscall, 'write');
+    assert.ok(hub.destroyed);
+  });
+});
