@@ -108,6 +108,25 @@ describe('write batching per event-loop turn', () => {
     await nextTurn();
   });
 
+  it(`counts the pause from the end of a turn's writes: a busy turn whose writes took over ${IDLE_AFTER_MS} ms keeps the hub busy`, async () => {
+    // The turn-end writes of a fan-out to many sockets take long; the next turn follows them at once.
+    class SlowSocket extends RecordingSocket {
+      override _write(chunk: Buffer, encoding: string, callback: () => void): void {
+        const until = performance.now() + IDLE_AFTER_MS + 20;
+        while (performance.now() < until);
+        super._write(chunk, encoding, callback);
+      }
+    }
+    const slow = new SlowSocket();
+    await busyTurn(slow);
+    assert.deepEqual(slow.calls.at(-1), ['p2'], 'the busy turn ended with a slow write');
+    const socket = new RecordingSocket();
+    writeBatched(socket, Buffer.from('next'), FLUSH);
+    assert.deepEqual(socket.calls, [], 'held: the hub did not pause between the turns');
+    await nextTurn();
+    assert.deepEqual(socket.calls, [['next']]);
+  });
+
   for (const { name, write, batch } of WAYS) {
     it(`batches a burst, ${name}: busy turns leave in one write per socket, in order, counted while they wait`, async () => {
       await quiet();

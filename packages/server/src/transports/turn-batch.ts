@@ -104,7 +104,7 @@ let wrote = false;
 let batched = 0;
 /** Whether the last turn batched anything: then first writes wait for the end of the turn too. */
 let busy = false;
-/** When the last turn that wrote ended (`performance.now()`). */
+/** When the last turn that wrote ended, its turn-end writes done (`performance.now()`). */
 let wroteEndedAt = 0;
 /**
  * A pause in writing that makes a busy hub idle again. Under load the turns that write follow
@@ -131,10 +131,8 @@ function endOfTurn(): void {
   // Each policy learns only from turns that exercised it: a turn that only answered says nothing
   // about the sockets' load, nor one that only wrote about the answers' (a worker's turns
   // alternate between the two: its fan-outs would otherwise never count as busy).
-  if (wrote) {
-    busy = batched > 0;
-    wroteEndedAt = performance.now();
-  }
+  const turnWrote = wrote;
+  if (wrote) busy = batched > 0;
   wrote = false;
   batched = 0;
   if (answered > 0) answering = answered > 1;
@@ -146,6 +144,9 @@ function endOfTurn(): void {
   waiting = [];
   for (const socket of sockets) release(socket as Stamped);
   lastJoin = undefined;
+  // Read after the releases, which are most of a busy turn's writing: a hub whose turn-end writes
+  // take longer than the pause (10,000 sockets a publication) has not paused by the next turn.
+  if (turnWrote) wroteEndedAt = performance.now();
 }
 
 /**
