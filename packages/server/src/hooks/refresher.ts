@@ -21,7 +21,6 @@ interface Plan {
   readonly dueAt: number;
   /** The credentials the plan was made for: a session whose credentials were replaced since is planned again. */
   readonly credentials: Credentials;
-  readonly expiresAt: number;
 }
 
 export class HookRefresher {
@@ -53,7 +52,7 @@ export class HookRefresher {
       if (session.credentials !== plan.credentials) {
         // Replaced since it was planned (the client's own `refresh`): planned from the new expiry.
         this.#plan(session, halfway(now, session.credentials.expiresAt));
-      } else if (plan.expiresAt > now) {
+      } else if ((plan.credentials.expiresAt as number) > now) {
         this.#refresh(session);
       }
     }
@@ -64,7 +63,7 @@ export class HookRefresher {
     const credentials = session.credentials;
     const { viaHook, expiresAt } = credentials;
     if (session.closed || viaHook !== true || expiresAt === undefined) return;
-    this.#plans.set(session, { dueAt, credentials, expiresAt });
+    this.#plans.set(session, { dueAt, credentials });
     this.#schedule.add(session);
   }
 
