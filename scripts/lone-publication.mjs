@@ -8,8 +8,8 @@
  * A `HeraldServer` (memory broker, no keep-alive pings in the run) takes `subscribers` WebSocket
  * clients from two child processes (the bench's frame reader). Each round publishes once through
  * `hub.publish` (the fan-out as after `POST /api/publish`'s parsing) with the hub's direct socket
- * writes on (`HERALD_DIRECT_WRITES=1`, transports/direct-write.ts), once more so with them off (the
- * default: every write a `socket.write`), and
+ * writes on (the default, transports/direct-write.ts), once more so with them off
+ * (`HERALD_DIRECT_WRITES=0`: every write a `socket.write`), and
  * once as a bare loop of `socket.write(frame)` over the hub's own sockets with the same bytes,
  * Herald's encoding (what the raw ws reference does), in a rotating order, waiting for every client
  * to read each before the next. It prints the hub's CPU per delivery for each (median over
@@ -69,8 +69,8 @@ async function hub(subscribers, rounds) {
   const b = of('bare', 'cpuUs');
   const bl = of('bare', 'loopCpuUs');
   for (const [mode, label] of [
-    ['herald', 'Herald, direct writes on'],
-    ['herald-plain', 'Herald, direct writes off (the default)'],
+    ['herald', 'Herald, direct writes on (the default)'],
+    ['herald-plain', 'Herald, direct writes off'],
   ]) {
     const h = of(mode, 'cpuUs');
     const hl = of(mode, 'loopCpuUs');

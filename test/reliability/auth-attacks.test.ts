@@ -6,13 +6,20 @@
  * Every refusal must happen on every transport: WebSocket (close 4001), SSE, poll and the API (401).
  */
 import assert from 'node:assert/strict';
-import { createHmac, createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { ApiKey } from '@herald/server';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { SignJWT, generateKeyPair } from 'jose';
 import { API_KEY, JWT_SECRET, api, publish, startHub, token, until, type TestHub } from '../support/hub.ts';
-import { JwksServer, signWith, signingKey, type SigningKey } from '../support/jwks-server.ts';
+import {
+  JwksServer,
+  generatedKeyPair,
+  pemKeyPair,
+  signWith,
+  signingKey,
+  type SigningKey,
+} from '../support/jwks-server.ts';
 import { ACCEPTED, REFUSED, tryEverywhere } from '../support/token-check.ts';
 import { WsTestClient } from '../support/ws-client.ts';
 import { recordFigures } from './support/figures.ts';
@@ -57,27 +64,25 @@ describe('auth attacks: forged tokens', () => {
   });
 
   it('refuses RS/ES tokens and HS/RS key confusion', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('RS256');
-    const rs = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+    const rsaPair = await generatedKeyPair('RS256');
+    const rs = await new SignJWT(claims()).setProtectedHeader({ alg: 'RS256' }).sign(rsaPair.privateKey);
     assert.deepEqual(await tryEverywhere(hub, rs), REFUSED, 'RS256');
-    const es = await generateKeyPair('ES256');
+    const es = await generatedKeyPair('ES256');
     assert.deepEqual(
       await tryEverywhere(hub, await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256' }).sign(es.privateKey)),
       REFUSED,
       'ES256',
     );
     // The classic confusion: HS256 with the RSA public key (PEM or JWK text) as the HMAC secret.
-    const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({
-      type: 'spki',
-      format: 'pem',
-    }) as string;
+    // Encoded by the generator, not exported afterwards: see pemKeyPair (a Node 20 deadlock).
+    const pem = pemKeyPair({ rsa: 2048 }).publicKey;
     assert.deepEqual(
       await tryEverywhere(hub, forge({ alg: 'HS256' }, claims(), pem)),
       REFUSED,
       'HS256 keyed with a public PEM',
     );
     assert.deepEqual(
-      await tryEverywhere(hub, forge({ alg: 'HS256' }, claims(), JSON.stringify(await exportJWK(publicKey)))),
+      await tryEverywhere(hub, forge({ alg: 'HS256' }, claims(), JSON.stringify(rsaPair.jwk))),
       REFUSED,
       'HS256 keyed with a JWK',
     );
@@ -266,7 +271,9 @@ describe('auth attacks: public keys and algorithm confusion', () => {
   });
 
   it('refuses other asymmetric algorithms with the right key (PS256, RS384, RS512, ES384), and other signers', async () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    // jose exports a KeyObject to a JWK to sign with it: one the generator still shares its lock
+    // with could deadlock there (see generatedKeyPair); one imported from its PEM cannot.
+    const privateKey = createPrivateKey(pemKeyPair({ rsa: 2048 }).privateKey);
     for (const alg of ['PS256', 'RS384', 'RS512'] as const) {
       // Signed by a key of the same type: the hub must refuse on the algorithm alone.
       const jwt = await new SignJWT(claims()).setProtectedHeader({ alg, kid: 'rsa' }).sign(privateKey);

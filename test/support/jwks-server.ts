@@ -1,10 +1,13 @@
 /**
  * Test support: an identity provider's JWKS endpoint on loopback. The test swaps the key set (a
- * rotation), makes it fail, and counts the requests the hub made, over real HTTP.
+ * rotation), makes it fail, and counts the requests the hub made, over real HTTP. Also the keys
+ * tests sign with, made so that Node 20 cannot deadlock on them (`generatedKeyPair`).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
+import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
+import { promisify } from 'node:util';
+import { SignJWT, importPKCS8, type CryptoKey, type JWK } from 'jose';
 
 export interface SigningKey {
   readonly kid: string;
@@ -13,10 +16,57 @@ export interface SigningKey {
   readonly jwk: JWK;
 }
 
+/** How node's generator makes a key of each algorithm. */
+const KEY_TYPES = {
+  RS256: { type: 'rsa', options: { modulusLength: 2048 } },
+  ES256: { type: 'ec', options: { namedCurve: 'prime256v1' } },
+  EdDSA: { type: 'ed25519', options: {} },
+} as const;
+
+const generate = promisify(generateKeyPair) as unknown as (
+  type: string,
+  options: Record<string, unknown>,
+) => Promise<{ publicKey: JWK; privateKey: string }>;
+
+/**
+ * A new key pair, its public half as a JWK. Node's generator encodes both halves itself (a JWK and
+ * a PKCS#8 PEM); the key that signs is imported from the PEM.
+ *
+ * Why not generate KeyObjects or CryptoKeys and export them: on Node 20, exporting a generated RSA
+ * key as a JWK can deadlock the process. The key shares a lock with the generator's job, the
+ * export holds that lock while it allocates, and a garbage collection there that frees the
+ * finished job takes the same lock in the job's destructor. Seen under load with gdb: the main
+ * thread waiting in `~KeyGenJob<RsaKeyGenTraits>` inside `KeyObjectHandle::ExportJWK`, every
+ * other thread idle; it hung test/reliability/auth-attacks.test.ts in 4 of 358 runs beside other
+ * test files. jose's `exportJWK` makes that export, and so does jose's signing with a KeyObject
+ * on Node 20 (it converts the key through a JWK). A key imported from its PEM shares nothing with
+ * a job, and the job encodes its keys while it is still alive.
+ */
+export async function generatedKeyPair(alg: SigningKey['alg']): Promise<{ jwk: JWK; privateKey: CryptoKey }> {
+  const { type, options } = KEY_TYPES[alg];
+  const pair = await generate(type, {
+    ...options,
+    publicKeyEncoding: { format: 'jwk' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  return { jwk: pair.publicKey, privateKey: await importPKCS8(pair.privateKey, alg, { extractable: true }) };
+}
+
+/**
+ * A key pair as PEM text (SPKI, PKCS#8), encoded by node's generator itself: a key generated as a
+ * KeyObject and exported afterwards can deadlock Node 20 (`generatedKeyPair`).
+ */
+export function pemKeyPair(spec: { rsa: number } | { ec: string }): { publicKey: string; privateKey: string } {
+  const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
+  const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const;
+  return 'rsa' in spec
+    ? generateKeyPairSync('rsa', { modulusLength: spec.rsa, publicKeyEncoding, privateKeyEncoding })
+    : generateKeyPairSync('ec', { namedCurve: spec.ec, publicKeyEncoding, privateKeyEncoding });
+}
+
 export async function signingKey(alg: SigningKey['alg'], kid: string): Promise<SigningKey> {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
-  return { kid, alg, privateKey, jwk };
+  const { jwk, privateKey } = await generatedKeyPair(alg);
+  return { kid, alg, privateKey, jwk: { ...jwk, kid, alg, use: 'sig' } };
 }
 
 /** A token signed with `key` (its `kid` in the header unless `kid: null`), with `iat` now unless given. */

@@ -1,6 +1,6 @@
 /** The `herald` command as users run it: help, token minting, configuration files and errors. */
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { runHerald } from '../../../test/support/cli.ts';
 import { API_KEY, JWT_SECRET, startHub, token, type TestHub } from '../../../test/support/hub.ts';
-import { JwksServer, signWith, signingKey } from '../../../test/support/jwks-server.ts';
+import { JwksServer, pemKeyPair, signWith, signingKey } from '../../../test/support/jwks-server.ts';
 import { RawSse, streamQuery } from '../../../test/support/sse.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 
@@ -263,7 +263,8 @@ describe('herald serve with public keys', () => {
     const privateFile = join(dir, 'private.pem');
     writeFileSync(
       privateFile,
-      generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      // Encoded by the generator: exporting its KeyObject can deadlock Node 20 (pemKeyPair).
+      pemKeyPair({ ec: 'prime256v1' }).privateKey,
     );
     for (const value of [privateFile, join(dir, 'missing.pem'), '{"kty":"RSA"}']) {
       const result = await run(['serve'], { HERALD_API_KEY: API_KEY, HERALD_JWT_PUBLIC_KEY: value, PORT: '0' });

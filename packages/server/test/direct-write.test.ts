@@ -1,5 +1,5 @@
 /**
- * The fan-out's direct socket write (transports/direct-write.ts, opt-in), on real loopback sockets: bytes
+ * The fan-out's direct socket write (transports/direct-write.ts), on real loopback sockets: bytes
  * keep their order mixed with node's own writes (corked, queued, plain), what the kernel could not
  * take is counted until it is written and then announced by 'drain', and a write to a socket the
  * client reset destroys it with the error instead of throwing.
@@ -26,7 +26,6 @@ before(async () => {
   }
 });
 after(() => {
-  setDirectWrites(false);
   server.close();
   deaf.close();
 });
@@ -44,7 +43,7 @@ async function pair(on = server): Promise<{ hub: Socket; client: Socket }> {
 const chunk = (n: number, size: number): Buffer => Buffer.alloc(size, n % 251);
 
 describe('direct socket writes', () => {
-  it('are off by default, on with HERALD_DIRECT_WRITES=1, and on in this file', () => {
+  it('are on by default (the binding is there), off with HERALD_DIRECT_WRITES=0, and on in this file', () => {
     const probe = (value: string): string =>
       spawnSync(
         process.execPath,
@@ -57,9 +56,9 @@ describe('direct socket writes', () => {
         ],
         { env: { ...process.env, HERALD_DIRECT_WRITES: value }, encoding: 'utf8' },
       ).stdout.trim();
-    assert.equal(probe(''), 'false');
-    assert.equal(probe('1'), 'true');
-    // Turned on for this file (the binding is there): the tests below exercise the direct path.
+    assert.equal(probe(''), 'true');
+    assert.equal(probe('0'), 'false');
+    // On for this file whatever the environment says: the tests below exercise the direct path.
     assert.equal(directWritesOn(), true);
   });
 

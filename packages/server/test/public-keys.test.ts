@@ -5,12 +5,11 @@
  * and an unreachable set (tokens get "try again later", never "unauthorized").
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { OptionsError } from '@herald/server';
 import { exportSPKI } from 'jose';
 import { JWT_SECRET, sleep, startHub, token } from '../../../test/support/hub.ts';
-import { JwksServer, signWith, signingKey, type SigningKey } from '../../../test/support/jwks-server.ts';
+import { JwksServer, pemKeyPair, signWith, signingKey, type SigningKey } from '../../../test/support/jwks-server.ts';
 import { ACCEPTED, REFUSED, UNCHECKED, tryEverywhere } from '../../../test/support/token-check.ts';
 import { WsTestClient } from '../../../test/support/ws-client.ts';
 
@@ -85,18 +84,10 @@ describe('configured public keys', () => {
   });
 
   it('refuses keys it cannot use at start, naming the option and never quoting the key', async () => {
-    const rsaPrivate = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
-      type: 'pkcs8',
-      format: 'pem',
-    }) as string;
-    const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({
-      type: 'spki',
-      format: 'pem',
-    }) as string;
-    const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({
-      type: 'spki',
-      format: 'pem',
-    }) as string;
+    // Encoded by the generator: exporting its KeyObjects can deadlock Node 20 (pemKeyPair).
+    const rsaPrivate = pemKeyPair({ rsa: 2048 }).privateKey;
+    const short = pemKeyPair({ rsa: 1024 }).publicKey;
+    const p384 = pemKeyPair({ ec: 'secp384r1' }).publicKey;
     const rs = await signingKey('RS256', 'k');
     const cases: Array<[string, string, RegExp]> = [
       ['a private key', rsaPrivate, /private key/],

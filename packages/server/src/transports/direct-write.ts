@@ -21,13 +21,8 @@
  *
  * A TLS socket keeps node's write: its handle encrypts, and what it queues is its own. The path
  * needs node's `stream_wrap` binding for the write requests (`process.binding('stream_wrap')`,
- * which Node 20 offers); where that is missing, every write is a plain `socket.write`.
- *
- * Opt-in (`HERALD_DIRECT_WRITES=1`): with it on, test/reliability/auth-attacks.test.ts hung in 2
- * of 47 runs under heavy parallel load and once in three runs of `.ci/run` (a client waiting for
- * an answer that never came), against none in 45 runs with it off. No mechanism was found, and
- * the counts do not prove one; until one is found or ruled out, a hub writes the way node does
- * unless asked.
+ * which Node 20 offers); where that is missing, or with `HERALD_DIRECT_WRITES=0`, every write is a
+ * plain `socket.write`.
  */
 import type { Duplex } from 'node:stream';
 import { getSystemErrorName } from 'node:util';
@@ -57,7 +52,7 @@ const PENDING = Symbol('herald.directPending');
 type Direct = Duplex & { _handle?: StreamHandle | null; encrypted?: boolean; [PENDING]?: number };
 
 const binding = loadBinding();
-let enabled = binding !== undefined && process.env['HERALD_DIRECT_WRITES'] === '1';
+let enabled = binding !== undefined && process.env['HERALD_DIRECT_WRITES'] !== '0';
 
 /** Whether writes go to the handle directly in this process (false: plain `socket.write`). */
 export function directWritesOn(): boolean {
