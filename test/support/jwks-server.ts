@@ -16,6 +16,10 @@ export interface SigningKey {
   readonly jwk: JWK;
 }
 
+/** How node's generator encodes what it makes (`generatedKeyPair`, `pemKeyPair`). */
+const SPKI_PEM = { type: 'spki', format: 'pem' } as const;
+const PKCS8_PEM = { type: 'pkcs8', format: 'pem' } as const;
+
 /** How node's generator makes a key of each algorithm. */
 const KEY_TYPES = {
   RS256: { type: 'rsa', options: { modulusLength: 2048 } },
@@ -47,7 +51,7 @@ export async function generatedKeyPair(alg: SigningKey['alg']): Promise<{ jwk: J
   const pair = await generate(type, {
     ...options,
     publicKeyEncoding: { format: 'jwk' },
-    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    privateKeyEncoding: PKCS8_PEM,
   });
   return { jwk: pair.publicKey, privateKey: await importPKCS8(pair.privateKey, alg, { extractable: true }) };
 }
@@ -57,8 +61,7 @@ export async function generatedKeyPair(alg: SigningKey['alg']): Promise<{ jwk: J
  * KeyObject and exported afterwards can deadlock Node 20 (`generatedKeyPair`).
  */
 export function pemKeyPair(spec: { rsa: number } | { ec: string }): { publicKey: string; privateKey: string } {
-  const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
-  const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const;
+  const [publicKeyEncoding, privateKeyEncoding] = [SPKI_PEM, PKCS8_PEM];
   return 'rsa' in spec
     ? generateKeyPairSync('rsa', { modulusLength: spec.rsa, publicKeyEncoding, privateKeyEncoding })
     : generateKeyPairSync('ec', { namedCurve: spec.ec, publicKeyEncoding, privateKeyEncoding });
