@@ -2,14 +2,23 @@
  * The fan-out's direct socket write (transports/direct-write.ts), on real loopback sockets: bytes
  * keep their order mixed with node's own writes (corked, queued, plain), what the kernel could not
  * take is counted until it is written and then announced by 'drain', and a write to a socket the
- * client reset destroys it with the error instead of throwing.
+ * client reset destroys it with the error instead of throwing. Every test runs twice: by the native
+ * write to the descriptor (native/herald-write.c, built by `npm run build`; CI demands it with
+ * HERALD_REQUIRE_NATIVE=1) and by the socket's handle (HERALD_NATIVE_WRITES=0).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { directWritesOn, pendingBytes, setDirectWrites, writeDirect } from '../src/transports/direct-write.ts';
+import {
+  directWritesOn,
+  nativeWritesOn,
+  pendingBytes,
+  setDirectWrites,
+  setNativeWrites,
+  writeDirect,
+} from '../src/transports/direct-write.ts';
 
 let server: Server;
 /** Its sockets never read: a reset is seen by a write, not by a read. */
@@ -42,100 +51,123 @@ async function pair(on = server): Promise<{ hub: Socket; client: Socket }> {
 /** A chunk of `size` bytes that says its number in every byte (mod 251). */
 const chunk = (n: number, size: number): Buffer => Buffer.alloc(size, n % 251);
 
-describe('direct socket writes', () => {
-  it('are on by default (the binding is there), off with HERALD_DIRECT_WRITES=0, and on in this file', () => {
-    const probe = (value: string): string =>
-      spawnSync(
-        process.execPath,
-        [
-          '--conditions=herald-source',
-          '--import',
-          'tsx',
-          '-e',
-          "import('./packages/server/src/transports/direct-write.ts').then((m) => console.log(m.directWritesOn()))",
-        ],
-        { env: { ...process.env, HERALD_DIRECT_WRITES: value }, encoding: 'utf8' },
-      ).stdout.trim();
-    assert.equal(probe(''), 'true');
-    assert.equal(probe('0'), 'false');
+/** What a fresh process with `env` says of `directWritesOn()` and `nativeWritesOn()`. */
+function probe(env: Record<string, string>): string {
+  return spawnSync(
+    process.execPath,
+    [
+      '--conditions=herald-source',
+      '--import',
+      'tsx',
+      '-e',
+      "import('./packages/server/src/transports/direct-write.ts').then((m) => console.log(m.directWritesOn(), m.nativeWritesOn()))",
+    ],
+    { env: { ...process.env, HERALD_DIRECT_WRITES: '', HERALD_NATIVE_WRITES: '', ...env }, encoding: 'utf8' },
+  ).stdout.trim();
+}
+
+/** Whether the native write was built here: CI demands it, a machine with no C compiler may lack it. */
+const nativeBuilt = setNativeWrites(true);
+
+describe('direct socket writes: the switches', () => {
+  it('are on by default (the binding is there), off with HERALD_DIRECT_WRITES=0', () => {
+    assert.match(probe({}), /^true /);
+    assert.equal(probe({ HERALD_DIRECT_WRITES: '0' }), 'false false');
     // On for this file whatever the environment says: the tests below exercise the direct path.
     assert.equal(directWritesOn(), true);
   });
 
-  it(
-    'keep their order among corked, queued and plain writes, through a client that stops reading',
-    { timeout: 10_000 },
-    async () => {
-      const { hub, client } = await pair();
-      client.pause();
-      const expected: Buffer[] = [];
-      let sawPending = false;
-      // 64 KiB chunks, 8 MiB in all: far past what loopback buffers, so direct writes turn
-      // asynchronous and node's own writes queue behind them.
-      for (let n = 0; n < 128; n++) {
-        const data = chunk(n, 65_536);
-        expected.push(data);
-        if (n % 4 === 1) hub.write(data);
-        else if (n % 4 === 2) {
-          hub.cork();
-          writeDirect(hub, data); // corked: this one goes through the Writable
-          hub.uncork();
-        } else writeDirect(hub, data);
-        sawPending ||= pendingBytes(hub) > 0;
-      }
-      assert.ok(sawPending, 'some direct writes were left to libuv');
-      const received: Buffer[] = [];
-      let bytes = 0;
-      const total = 128 * 65_536;
-      const done = new Promise<void>((resolve) =>
-        client.on('data', (data: Buffer) => {
-          received.push(data);
-          bytes += data.length;
-          if (bytes >= total) resolve();
-        }),
-      );
-      const drained = once(hub, 'drain');
-      client.resume();
-      await done;
-      await drained;
-      assert.equal(pendingBytes(hub), 0);
-      assert.ok(Buffer.concat(received).equals(Buffer.concat(expected)), 'the bytes arrived in the order written');
-      hub.destroy();
-      client.destroy();
-    },
-  );
-
-  it('count what libuv holds until the client reads it, then emit drain', { timeout: 10_000 }, async () => {
-    const { hub, client } = await pair();
-    client.pause();
-    let n = 0;
-    while (pendingBytes(hub) === 0 && n < 1024) writeDirect(hub, chunk(n++, 65_536));
-    assert.ok(pendingBytes(hub) > 0, 'the kernel stopped taking writes');
-    assert.equal(hub.writableLength, 0, 'none of it is in the Writable');
-    const held = pendingBytes(hub);
-    writeDirect(hub, chunk(n++, 1000));
-    assert.equal(pendingBytes(hub), held + 1000);
-    const drained = once(hub, 'drain');
-    client.resume();
-    await drained;
-    assert.equal(pendingBytes(hub), 0);
-    hub.destroy();
-    client.destroy();
-  });
-
-  it('destroy the socket with the error when the client reset the connection', { timeout: 10_000 }, async () => {
-    const { hub, client } = await pair(deaf);
-    const errored = once(hub, 'error');
-    client.resetAndDestroy();
-    await new Promise((r) => setTimeout(r, 50));
-    // The first writes after a reset may still be taken; one of these fails.
-    for (let i = 0; i < 100 && !hub.destroyed; i++) {
-      writeDirect(hub, chunk(i, 1024));
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const [error] = (await errored) as [NodeJS.ErrnoException];
-    assert.ok(['EPIPE', 'ECONNRESET'].includes(error.code ?? ''), `code ${error.code}`);
-    assert.equal(error.syscall, 'write');
-    assert.ok(hub.destroyed);
+  it('go by the native write when it is built, to the handle with HERALD_NATIVE_WRITES=0', (t) => {
+    if (process.env['HERALD_REQUIRE_NATIVE'] === '1') assert.ok(nativeBuilt, 'npm run build compiled the native write');
+    else if (!nativeBuilt) return t.skip('the native write is not built here (npm run build, a C compiler)');
+    assert.equal(probe({}), 'true true');
+    assert.equal(probe({ HERALD_NATIVE_WRITES: '0' }), 'true false');
   });
 });
+
+for (const native of [true, false]) {
+  const skip = native && !nativeBuilt ? 'the native write is not built here' : false;
+  describe(`direct socket writes ${native ? 'by the native write' : 'to the handle'}`, { skip }, () => {
+    before(() => {
+      setNativeWrites(native);
+      assert.equal(nativeWritesOn(), native);
+    });
+
+    it(
+      'keep their order among corked, queued and plain writes, through a client that stops reading',
+      { timeout: 10_000 },
+      async () => {
+        const { hub, client } = await pair();
+        client.pause();
+        const expected: Buffer[] = [];
+        let sawPending = false;
+        // 64 KiB chunks, 8 MiB in all: far past what loopback buffers, so direct writes turn
+        // asynchronous and node's own writes queue behind them.
+        for (let n = 0; n < 128; n++) {
+          const data = chunk(n, 65_536);
+          expected.push(data);
+          if (n % 4 === 1) hub.write(data);
+          else if (n % 4 === 2) {
+            hub.cork();
+            writeDirect(hub, data); // corked: this one goes through the Writable
+            hub.uncork();
+          } else writeDirect(hub, data);
+          sawPending ||= pendingBytes(hub) > 0;
+        }
+        assert.ok(sawPending, 'some direct writes were left to libuv');
+        const received: Buffer[] = [];
+        let bytes = 0;
+        const total = 128 * 65_536;
+        const done = new Promise<void>((resolve) =>
+          client.on('data', (data: Buffer) => {
+            received.push(data);
+            bytes += data.length;
+            if (bytes >= total) resolve();
+          }),
+        );
+        const drained = once(hub, 'drain');
+        client.resume();
+        await done;
+        await drained;
+        assert.equal(pendingBytes(hub), 0);
+        assert.ok(Buffer.concat(received).equals(Buffer.concat(expected)), 'the bytes arrived in the order written');
+        hub.destroy();
+        client.destroy();
+      },
+    );
+
+    it('count what libuv holds until the client reads it, then emit drain', { timeout: 10_000 }, async () => {
+      const { hub, client } = await pair();
+      client.pause();
+      let n = 0;
+      while (pendingBytes(hub) === 0 && n < 1024) writeDirect(hub, chunk(n++, 65_536));
+      assert.ok(pendingBytes(hub) > 0, 'the kernel stopped taking writes');
+      assert.equal(hub.writableLength, 0, 'none of it is in the Writable');
+      const held = pendingBytes(hub);
+      writeDirect(hub, chunk(n++, 1000));
+      assert.equal(pendingBytes(hub), held + 1000);
+      const drained = once(hub, 'drain');
+      client.resume();
+      await drained;
+      assert.equal(pendingBytes(hub), 0);
+      hub.destroy();
+      client.destroy();
+    });
+
+    it('destroy the socket with the error when the client reset the connection', { timeout: 10_000 }, async () => {
+      const { hub, client } = await pair(deaf);
+      const errored = once(hub, 'error');
+      client.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 50));
+      // The first writes after a reset may still be taken; one of these fails.
+      for (let i = 0; i < 100 && !hub.destroyed; i++) {
+        writeDirect(hub, chunk(i, 1024));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const [error] = (await errored) as [NodeJS.ErrnoException];
+      assert.ok(['EPIPE', 'ECONNRESET'].includes(error.code ?? ''), `code ${error.code}`);
+      assert.equal(error.syscall, 'write');
+      assert.ok(hub.destroyed);
+    });
+  });
+}
