@@ -4,8 +4,9 @@
  *
  * Why in C: a lone publication to N subscribers is N writes, and the syscall is almost all of
  * each. Node's own path to it (the handle's writeBuffer: StreamBase's bookkeeping, then libuv's
- * uv_try_write) adds about a micro-second per write on the bench machine; this call goes from
- * JavaScript to send(2) with nothing between. It is used only when neither node's stream nor
+ * uv_try_write) adds 0.4 to 0.8 micro-seconds per write on the bench machine, 4-9 % of the hub's
+ * CPU per delivery (scripts/lone-publication.mjs); this call goes from JavaScript to send(2) with
+ * nothing between. It is used only when neither node's stream nor
  * libuv holds anything for the socket, so the bytes cannot overtake a write queued before them;
  * what the kernel does not take at once goes back to the handle, as libuv's own try-write does.
  *

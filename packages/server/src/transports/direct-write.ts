@@ -22,8 +22,8 @@
  * When the native write is built (native/herald-write.c, `npm run build`) and libuv holds nothing
  * for the socket either, the chunk goes to the socket's descriptor by one `send(2)` from C, and
  * only what the kernel did not take goes to the handle. That skips node's StreamBase and libuv's
- * try-write around the syscall: 10-16 % of the CPU of each write to a loopback socket on the bench
- * machine (`node scripts/lone-publication.mjs` compares the three ways in one process). Without
+ * try-write around the syscall: 4-9 % of the hub's CPU per delivery of a lone publication on the
+ * bench machine (`node scripts/lone-publication.mjs` compares the ways in one process). Without
  * the module, or with `HERALD_NATIVE_WRITES=0`, the handle takes every direct write.
  *
  * A TLS socket keeps node's write: its handle encrypts, and what it queues is its own. The path
