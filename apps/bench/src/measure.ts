@@ -3,7 +3,7 @@
  * processes, and measure setup rate, idle memory per connection, burst fan-out (throughput and
  * server CPU per delivery) and latency at fixed rates. Every process started here is stopped here.
  */
-import type { BenchOptions } from './options.js';
+import { pacedPublications, type BenchOptions } from './options.js';
 import { sleep } from './clock.js';
 import { Histogram, type HistogramData } from './histogram.js';
 import { startFleet } from './fleet.js';
@@ -137,7 +137,7 @@ export async function measure(o: MeasureOptions): Promise<Measurement> {
     const latency: LatencyResult[] = [];
     if (o.burstOnly === undefined) {
       for (const rate of bench.rates) {
-        const messages = Math.max(3, Math.round(rate * bench.latencySeconds));
+        const messages = pacedPublications(bench, rate);
         await Promise.all(loadGens.map((lg) => lg.request('arm', { perClient: messages, latency: true })));
         const cpu0 = (await server.request('cpu')).cpuUs as number;
         await server.request(

@@ -3,7 +3,7 @@
  * the target checks, a JSON file with every raw measurement, and a hand-written SVG chart.
  */
 import type { Measurement } from './measure.js';
-import type { BenchOptions } from './options.js';
+import { pacedPublications, type BenchOptions } from './options.js';
 import { cell, metricDefs, spread, type Cell, type MetricDef, type Spread } from './summary.js';
 import { BASELINE, TARGETS, type TargetId } from './targets.js';
 import { AUTOCANNON_LABELS, type AutocannonResult, type AutocannonTarget } from './autocannon-load.js';
@@ -82,7 +82,7 @@ export function buildReport(
       `- open-file limit obtained: server ${info.serverFdLimit}, load generators ${info.clientFdLimit} (raised with \`ulimit -n\` where allowed)`,
     );
   lines.push(
-    `- ${bench.rounds} round(s); burst ${bench.burst} × ${bench.payloadBytes} B publications; latency at ${bench.rates.join(', ')} broadcasts/s for ${bench.latencySeconds} s each`,
+    `- ${bench.rounds} round(s); burst ${bench.burst} × ${bench.payloadBytes} B publications; latency at ${bench.rates.map((rate) => `${rate}/s (${pacedPublications(bench, rate)} broadcasts)`).join(', ')}`,
   );
   lines.push(
     `- cells: median [min–max over rounds] ×ratio against raw ws measured in the same round (median, (min–max))`,

@@ -12,7 +12,7 @@
 import { benchPrefix, deleteRedisPrefix } from './bench-redis.js';
 import { startFleet } from './fleet.js';
 import { Histogram, type HistogramData } from './histogram.js';
-import type { BenchOptions } from './options.js';
+import { pacedPublications, type BenchOptions } from './options.js';
 import type { Answer, Children } from './procs.js';
 import type { ClientKind, ServerKind } from './targets.js';
 
@@ -257,7 +257,7 @@ export async function measureUserPath(o: UserPathOptions): Promise<UserPathMeasu
 
     const burst = await phase(0, bench.burst);
     const paced: UserPhase[] = [];
-    for (const rate of bench.rates) paced.push(await phase(rate, Math.max(3, Math.round(rate * bench.latencySeconds))));
+    for (const rate of bench.rates) paced.push(await phase(rate, pacedPublications(bench, rate)));
     await Promise.all(loadGens.map((lg) => lg.request('close', {}, 30_000).catch(() => undefined)));
     const serverPids = fleet.hellos.flatMap((h) => h.pids as number[]);
     return { target: target.id, n, round: o.round, connected, nodes: nodes.length, serverPids, burst, paced };

@@ -5,7 +5,7 @@
  * as one row labeled as the best case; then the issue's targets, unless this is a smoke test.
  */
 import type { Measurement } from './measure.js';
-import type { BenchOptions } from './options.js';
+import { pacedPublications, type BenchOptions } from './options.js';
 import { spread, type Spread } from './summary.js';
 import { USER_TARGETS, type UserPathMeasurement, type UserPhase, type UserTargetId } from './user-path.js';
 
@@ -63,8 +63,8 @@ export function userPathMarkdown(
   lines.push(`## What users run: a separate publisher over HTTP`, ``);
   lines.push(
     `Publications come from a separate process: Herald \`POST /api/publish\`, the references their own \`POST /publish\`. ` +
-      `Burst: ${bench.burst} publications, ${bench.inFlight} requests in flight. Paced: ${bench.rates.join(' and ')}/s for ` +
-      `${bench.latencySeconds} s, open loop. CPU/delivery is the server processes' CPU (both nodes with Redis) per delivery. ` +
+      `Burst: ${bench.burst} publications, ${bench.inFlight} requests in flight. Paced, open loop: ` +
+      `${bench.rates.map((rate) => `${pacedPublications(bench, rate)} publications at ${rate}/s`).join(', ')}. CPU/delivery is the server processes' CPU (both nodes with Redis) per delivery. ` +
       `Ratios: against raw ws frame-once (WebSocket, Socket.IO) or plain SSE (SSE), in the same round.`,
     ``,
   );
