@@ -8,8 +8,9 @@
  * A `HeraldServer` (memory broker, no keep-alive pings in the run) takes `subscribers` WebSocket
  * clients from two child processes (the bench's frame reader). Each round publishes once through
  * `hub.publish` (the fan-out as after `POST /api/publish`'s parsing) with the hub's direct socket
- * writes on (the default, transports/direct-write.ts: by the native write when it is built),
- * once with direct writes to the handle only (`HERALD_NATIVE_WRITES=0`), once with them off
+ * writes on (the default, transports/direct-write.ts: by the native write when it is built,
+ * the fan-out's writes gathered into one call per few hundred), once with one native write per
+ * socket (`HERALD_GATHER_WRITES=0`), once with direct writes to the handle only (`HERALD_NATIVE_WRITES=0`), once with them off
  * (`HERALD_DIRECT_WRITES=0`: every write a `socket.write`), and
  * once as a bare loop of `socket.write(frame)` over the hub's own sockets with the same bytes,
  * Herald's encoding (what the raw ws reference does), in a rotating order, waiting for every client
@@ -39,17 +40,19 @@ async function hub(subscribers, rounds) {
         publicationJson({ channel: 'bench', offset, epoch, dataJson: JSON.stringify(payload), ts: Date.now() }),
       ),
     );
-  const { setDirectWrites, setNativeWrites } = await import('../packages/server/dist/transports/direct-write.js');
+  const { setDirectWrites, setGatherWrites, setNativeWrites } =
+    await import('../packages/server/dist/transports/direct-write.js');
   const native = setNativeWrites(true);
-  if (!native) console.log('the native write is not built (npm run build): its row is the handle-only one again');
-  const modes = ['herald', 'herald-handle', 'herald-plain', 'bare'];
+  if (!native) console.log('the native write is not built (npm run build): its rows are the handle-only one again');
+  const modes = ['herald', 'herald-single', 'herald-handle', 'herald-plain', 'bare'];
   const runs = Object.fromEntries(modes.map((mode) => [mode, []]));
   for (let round = 0; round < rounds; round++) {
     for (let i = 0; i < modes.length; i++) {
       const mode = modes[(round + i) % modes.length];
       const received = Promise.all(children.map(next));
-      setDirectWrites(mode === 'herald' || mode === 'herald-handle');
-      setNativeWrites(mode === 'herald');
+      setDirectWrites(mode.startsWith('herald-') ? mode !== 'herald-plain' : mode === 'herald');
+      setNativeWrites(mode === 'herald' || mode === 'herald-single');
+      setGatherWrites(mode === 'herald');
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       if (mode !== 'bare') void server.hub.publish({ channel: 'bench', data: payload });
@@ -73,7 +76,8 @@ async function hub(subscribers, rounds) {
   const b = of('bare', 'cpuUs');
   const bl = of('bare', 'loopCpuUs');
   for (const [mode, label] of [
-    ['herald', `Herald, direct writes on (the default${native ? ', native write' : ''})`],
+    ['herald', `Herald, direct writes on (the default${native ? ', native writes gathered per fan-out' : ''})`],
+    ['herald-single', 'Herald, one native write per socket (HERALD_GATHER_WRITES=0)'],
     ['herald-handle', 'Herald, direct writes to the handle (HERALD_NATIVE_WRITES=0)'],
     ['herald-plain', 'Herald, direct writes off'],
   ]) {

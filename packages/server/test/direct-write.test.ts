@@ -13,10 +13,15 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   directWritesOn,
+  GATHER_MAX,
+  gatherWrites,
+  gatherWritesOn,
   nativeWritesOn,
   pendingBytes,
   setDirectWrites,
+  setGatherWrites,
   setNativeWrites,
+  settleGathered,
   writeDirect,
 } from '../src/transports/direct-write.ts';
 
@@ -39,7 +44,7 @@ after(() => {
   deaf.close();
 });
 
-/** A connected pair: `hub` is the server's side (written to), `client` reads. */
+/** A connected pair: `hub` is the server's side (written to), `client` reads. One at a time (not concurrently). */
 async function pair(on = server): Promise<{ hub: Socket; client: Socket }> {
   const count = accepted.length;
   const client = connect((on.address() as { port: number }).port, '127.0.0.1');
@@ -51,8 +56,8 @@ async function pair(on = server): Promise<{ hub: Socket; client: Socket }> {
 /** A chunk of `size` bytes that says its number in every byte (mod 251). */
 const chunk = (n: number, size: number): Buffer => Buffer.alloc(size, n % 251);
 
-/** What a fresh process with `env` says of `directWritesOn()` and `nativeWritesOn()`. */
-function probe(env: Record<string, string>): string {
+/** What a fresh process with `env` says of `directWritesOn()` and `nativeWritesOn()` (or `what`). */
+function probe(env: Record<string, string>, what = 'm.directWritesOn(), m.nativeWritesOn()'): string {
   return spawnSync(
     process.execPath,
     [
@@ -60,9 +65,12 @@ function probe(env: Record<string, string>): string {
       '--import',
       'tsx',
       '-e',
-      "import('./packages/server/src/transports/direct-write.ts').then((m) => console.log(m.directWritesOn(), m.nativeWritesOn()))",
+      `import('./packages/server/src/transports/direct-write.ts').then((m) => console.log(${what}))`,
     ],
-    { env: { ...process.env, HERALD_DIRECT_WRITES: '', HERALD_NATIVE_WRITES: '', ...env }, encoding: 'utf8' },
+    {
+      env: { ...process.env, HERALD_DIRECT_WRITES: '', HERALD_NATIVE_WRITES: '', HERALD_GATHER_WRITES: '', ...env },
+      encoding: 'utf8',
+    },
   ).stdout.trim();
 }
 
@@ -82,6 +90,13 @@ describe('direct socket writes: the switches', () => {
     else if (!nativeBuilt) return t.skip('the native write is not built here (npm run build, a C compiler)');
     assert.equal(probe({}), 'true true');
     assert.equal(probe({ HERALD_NATIVE_WRITES: '0' }), 'true false');
+  });
+
+  it("gather a fan-out's native writes unless HERALD_GATHER_WRITES=0 or the native write is off", (t) => {
+    if (!nativeBuilt) return t.skip('the native write is not built here');
+    assert.equal(probe({}, 'm.gatherWritesOn()'), 'true');
+    assert.equal(probe({ HERALD_GATHER_WRITES: '0' }, 'm.gatherWritesOn()'), 'false');
+    assert.equal(probe({ HERALD_NATIVE_WRITES: '0' }, 'm.gatherWritesOn()'), 'false');
   });
 });
 
@@ -171,3 +186,122 @@ for (const native of [true, false]) {
     });
   });
 }
+
+/** Reads `client` until it got `bytes` bytes or closed; what it got. */
+async function readAll(client: Socket, bytes: number): Promise<Buffer> {
+  const received: Buffer[] = [];
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    client.on('data', (data: Buffer) => {
+      received.push(data);
+      got += data.length;
+      if (got >= bytes) resolve();
+    });
+    client.on('close', () => resolve());
+  });
+  return Buffer.concat(received);
+}
+
+describe(
+  "gathered writes (a fan-out's native writes in one call)",
+  { skip: !nativeBuilt && 'the native write is not built here' },
+  () => {
+    before(() => {
+      setNativeWrites(true);
+      assert.equal(setGatherWrites(true), true);
+      assert.equal(gatherWritesOn(), true);
+    });
+
+    it("leave when the fan-out ends, each socket's in the order it was written", { timeout: 10_000 }, async () => {
+      const pairs = [await pair(), await pair(), await pair()];
+      const [a, b, c] = pairs;
+      const late = chunk(9, 300);
+      gatherWrites(() => {
+        writeDirect(a!.hub, chunk(1, 100));
+        writeDirect(b!.hub, chunk(1, 100));
+        writeDirect(c!.hub, chunk(1, 100));
+        // A write by other means comes after the writer settles the gather.
+        settleGathered(b!.hub);
+        b!.hub.write(chunk(3, 50));
+        writeDirect(a!.hub, chunk(2, 200));
+        // Nested: the inner end leaves the gather to the outer one.
+        gatherWrites(() => writeDirect(c!.hub, chunk(4, 10)));
+      });
+      writeDirect(c!.hub, late);
+      const [gotA, gotB, gotC] = await Promise.all([
+        readAll(a!.client, 300),
+        readAll(b!.client, 150),
+        readAll(c!.client, 410),
+      ]);
+      assert.ok(gotA.equals(Buffer.concat([chunk(1, 100), chunk(2, 200)])));
+      assert.ok(gotB.equals(Buffer.concat([chunk(1, 100), chunk(3, 50)])));
+      assert.ok(gotC.equals(Buffer.concat([chunk(1, 100), chunk(4, 10), late])));
+      for (const p of pairs) {
+        p.hub.destroy();
+        p.client.destroy();
+      }
+    });
+
+    it('go out in several calls past GATHER_MAX writes or eight distinct chunks', { timeout: 20_000 }, async () => {
+      const pairs: { hub: Socket; client: Socket }[] = [];
+      for (let i = 0; i < GATHER_MAX + 20; i++) pairs.push(await pair());
+      // Twelve different frames among them: the gather holds at most eight at a time.
+      gatherWrites(() => pairs.forEach((p, i) => writeDirect(p.hub, chunk(i % 12, 64 + (i % 12)))));
+      const got = await Promise.all(pairs.map((p, i) => readAll(p.client, 64 + (i % 12))));
+      got.forEach((data, i) => assert.ok(data.equals(chunk(i % 12, 64 + (i % 12))), `socket ${i} got its frame`));
+      for (const p of pairs) {
+        p.hub.destroy();
+        p.client.destroy();
+      }
+    });
+
+    it('skip a socket destroyed after its write was gathered, and write the others', { timeout: 10_000 }, async () => {
+      const [gone, kept] = [await pair(), await pair()];
+      gatherWrites(() => {
+        writeDirect(gone!.hub, chunk(5, 100));
+        writeDirect(kept!.hub, chunk(5, 100));
+        gone!.hub.destroy();
+      });
+      assert.equal((await readAll(gone!.client, 1)).length, 0, "nothing reached the destroyed socket's client");
+      assert.ok((await readAll(kept!.client, 100)).equals(chunk(5, 100)));
+      kept!.hub.destroy();
+      kept!.client.destroy();
+    });
+
+    it('hand what the kernel did not take to the handle, counted until written', { timeout: 10_000 }, async () => {
+      const { hub, client } = await pair();
+      client.pause();
+      const big = chunk(6, 8 * 1024 * 1024);
+      const after = chunk(7, 1000);
+      gatherWrites(() => {
+        writeDirect(hub, big);
+        // The second write to the socket sends the first: the kernel takes part, the handle the
+        // rest, and this one queues behind it instead of going to the descriptor in between.
+        writeDirect(hub, after);
+      });
+      assert.ok(pendingBytes(hub) > 0, 'the kernel took part of 8 MiB');
+      const drained = once(hub, 'drain');
+      const received = readAll(client, big.length + after.length);
+      client.resume();
+      assert.ok((await received).equals(Buffer.concat([big, after])));
+      await drained;
+      assert.equal(pendingBytes(hub), 0);
+      hub.destroy();
+      client.destroy();
+    });
+
+    it('destroy a socket whose client reset the connection with the error', { timeout: 10_000 }, async () => {
+      const { hub, client } = await pair(deaf);
+      const errored = once(hub, 'error');
+      client.resetAndDestroy();
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 100 && !hub.destroyed; i++) {
+        gatherWrites(() => writeDirect(hub, chunk(i, 1024)));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const [error] = (await errored) as [NodeJS.ErrnoException];
+      assert.ok(['EPIPE', 'ECONNRESET'].includes(error.code ?? ''), `code ${error.code}`);
+      assert.equal(error.syscall, 'write');
+    });
+  },
+);

@@ -7,6 +7,7 @@
 import type { Position } from '@herald/protocol';
 import type { Broker, HistoryResult, PublicationRecord } from '../broker/broker.js';
 import type { ConcurrencyLimit } from './concurrency-limit.js';
+import { gatherWrites } from '../transports/direct-write.js';
 import { Delivery } from './delivery.js';
 import { OpenStreams } from './open-streams.js';
 import { mergeRecovery } from './recovery.js';
@@ -95,7 +96,10 @@ export class ChannelState {
       this.streams.note(record);
     }
     const delivery = new Delivery(record);
-    for (const sub of this.subscribers) sub.session.deliver(delivery, sub);
+    // The subscribers' writes leave by one native call per few hundred (direct-write.ts).
+    gatherWrites(() => {
+      for (const sub of this.subscribers) sub.session.deliver(delivery, sub);
+    });
   }
 
   /**

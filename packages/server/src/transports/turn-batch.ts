@@ -49,7 +49,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import { pendingBytes, writeDirect } from './direct-write.js';
+import { gatherWrites, pendingBytes, settleGathered, writeDirect } from './direct-write.js';
 
 /** On each socket: the number of the last turn it was written in (no allocation per turn). */
 const WRITTEN_IN = Symbol('herald.writtenInTurn');
@@ -142,7 +142,10 @@ function endOfTurn(): void {
   for (const answer of held) answer();
   const sockets = waiting;
   waiting = [];
-  for (const socket of sockets) release(socket as Stamped);
+  // One native call for the batches' writes (direct-write.ts, `gatherWrites`).
+  gatherWrites(() => {
+    for (const socket of sockets) release(socket as Stamped);
+  });
   lastJoin = undefined;
   // Read after the releases, which are most of a busy turn's writing: a hub whose turn-end writes
   // take longer than the pause (10,000 sockets a publication) has not paused by the next turn.
@@ -217,6 +220,7 @@ export function holdTurnFor(): () => void {
 
 /** Writes what `socket` holds for the turn, or uncorks it: its batch leaves now. */
 function release(socket: Stamped): void {
+  settleGathered(socket);
   const parts = socket[PARTS];
   if (parts !== undefined) {
     const bytes = socket[HELD] ?? 0;
@@ -282,6 +286,8 @@ function firstInTurn(socket: Duplex): boolean {
  */
 function corkForTurn(socket: Duplex, bytes: number, flushAt: number): void {
   const stamped = socket as Stamped;
+  // A write of this turn that waits in the fan-out's gather goes before what the cork collects.
+  settleGathered(socket);
   if (stamped[PARTS] !== undefined) release(stamped);
   if (stamped[CORKED] === true && (stamped[HELD] ?? 0) >= flushAt) release(stamped);
   if (stamped[CORKED] !== true && socket.writableCorked === 0) {
@@ -303,6 +309,7 @@ function hold(socket: Duplex, chunk: Buffer, flushAt: number): void {
   if (socket.writableCorked !== 0) {
     if (stamped[CORKED] === true) corkForTurn(socket, chunk.length, flushAt);
     else if (stamped[PARTS] !== undefined) release(stamped);
+    else settleGathered(socket);
     socket.write(chunk);
     return;
   }
@@ -327,6 +334,7 @@ function hold(socket: Duplex, chunk: Buffer, flushAt: number): void {
  */
 export function batchWrite(socket: Duplex, bytes: number, flushAt: number): void {
   if (!leavesAtOnce(firstInTurn(socket), busy)) corkForTurn(socket, bytes, flushAt);
+  else settleGathered(socket);
 }
 
 /**
@@ -350,11 +358,13 @@ export function writeAtTurnEnd(socket: Duplex, chunk: Buffer, flushAt: number): 
 }
 
 /**
- * Writes now what `socket` holds for the turn. Its owner calls it before writing to the socket by
- * other means (`ws`'s close frame) and before waiting for the client to take what it was sent.
+ * Writes now what `socket` holds for the turn, and its write that waits in a fan-out's gather
+ * (direct-write.ts). Its owner calls it before writing to the socket by other means (`ws`'s close
+ * frame) and before waiting for the client to take what it was sent.
  */
 export function releaseHeld(socket: Duplex): void {
   if ((socket as Stamped)[PARTS] !== undefined) release(socket as Stamped);
+  else settleGathered(socket);
 }
 
 /**
