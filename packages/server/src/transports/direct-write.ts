@@ -29,7 +29,8 @@
  * A fan-out (a publication's subscribers, the end of a turn's batches) runs in `gatherWrites`:
  * its native writes wait in a gather and leave by one call into C per `GATHER_MAX`, a loop of
  * `send(2)` with no JavaScript between them, which took 16 % off the hub's CPU per delivery of a
- * lone publication against one call per socket (`HERALD_GATHER_WRITES=0`) on the bench machine.
+ * lone publication against one call per socket (`HERALD_GATHER_WRITES=0`) on the bench machine,
+ * in one process (a best case; docs/benchmarks.md, "Gathered writes").
  *
  * A TLS socket keeps node's write: its handle encrypts, and what it queues is its own. The path
  * needs node's `stream_wrap` binding for the write requests (`process.binding('stream_wrap')`,
@@ -145,7 +146,7 @@ function loadBinding(): StreamWrapBinding | undefined {
 export function writeDirect(socket: Duplex, chunk: Buffer): void {
   const direct = socket as Direct;
   // A write of this socket's that waits in the gather goes first, whatever way this one goes.
-  if (direct[GATHERED] === gather && gathered > 0) flushGathered();
+  settleGathered(socket);
   const handle = direct._handle;
   if (
     !enabled ||
@@ -298,9 +299,8 @@ function addToGather(socket: Direct, fd: number, chunk: Buffer): void {
 /** Sends the gather's writes in one native call, then deals with those the kernel did not take whole. */
 function flushGathered(): void {
   const count = gathered;
-  const chunks = gatherChunks.slice();
+  const chunks = gatherChunks;
   gathered = 0;
-  gatherChunks.length = 0;
   // A new number: the sockets of this gather no longer count as gathered, once their writes left.
   gather = (gather + 1) & 0x3fffffff || 1;
   for (let i = 0; i < count; i++) {
@@ -320,6 +320,8 @@ function flushGathered(): void {
     }
   }
   gatherSockets.fill(undefined, 0, count);
+  // Cleared only now: nothing below the native call adds to the gather (toHandle, destroy).
+  chunks.length = 0;
 }
 
 /** Bytes written by `writeDirect` that libuv still holds (none once the kernel took them). */
