@@ -25,6 +25,7 @@ import { pages } from './pages.js';
 import { mintToken } from './token.js';
 import {
   DRAIN_DEADLINE_MS,
+  DRAIN_READINESS_MS,
   LOCAL_BROKER_ENV,
   clusterMetrics,
   isWorker,
@@ -331,7 +332,7 @@ async function serveHub(config: Config, s: Settled): Promise<number | undefined>
     // Never hang: a drain that cannot finish still ends the process.
     setTimeout(() => process.exit(1), DRAIN_DEADLINE_MS).unref();
     server
-      .drain()
+      .drain({ readinessMs: config.drainReadiness ?? DRAIN_READINESS_MS })
       .then(() => integrations.close())
       .then(
         () => {

@@ -144,6 +144,8 @@ const SETTINGS = {
   maxMessageBytes: { env: 'HERALD_MAX_MESSAGE_BYTES', schema: count(1, 64 * 1_048_576) },
   maxQueueBytes: { env: 'HERALD_MAX_QUEUE_BYTES', schema: count(1024, 1_073_741_824) },
   pingInterval: { env: 'HERALD_PING_INTERVAL', schema: count(1, 3600) },
+  /** SIGTERM: the least ms the listener answers /readyz 503 before it closes (docs/deployment.md). */
+  drainReadiness: { env: 'HERALD_DRAIN_READINESS_MS', schema: count(0, 25_000) },
   /** The roll-up window of text-stream appends in ms, 0 = off (docs/streams.md). */
   streamWindow: { env: 'HERALD_STREAM_WINDOW_MS', schema: count(0, 10_000) },
   /** Server API: publications per /api/batch or /api/broadcast request, and their largest body. */

@@ -32,6 +32,11 @@ const START_TIMEOUT_MS = 60_000;
 const RESTART_DELAY_MS = 1_000;
 /** Never hang: a drain that cannot finish still ends every process. */
 export const DRAIN_DEADLINE_MS = 30_000;
+/**
+ * The least time a draining node keeps answering `/readyz` 503 before its listener closes: a
+ * node whose clients left in a few ms would otherwise vanish before a load balancer's probe saw it.
+ */
+export const DRAIN_READINESS_MS = 1_000;
 
 type WorkerMessage =
   | { readonly herald: 'listening'; readonly address: string; readonly port: number }

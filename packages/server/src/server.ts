@@ -50,6 +50,12 @@ export interface DrainOptions {
   readonly batchSize?: number;
   /** Pause between batches, so reconnects spread over the other nodes. Default 50 ms. */
   readonly pauseMs?: number;
+  /**
+   * The least time the listener stays open after the drain begins, answering `/readyz` with 503,
+   * so a load balancer's probe sees the node leave even when its clients went faster. Default 0;
+   * `herald serve` drains with 1,000 ms (`HERALD_DRAIN_READINESS_MS`).
+   */
+  readonly readinessMs?: number;
 }
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -310,7 +316,7 @@ export class HeraldServer {
    * broker closes. Publications acknowledged before this are stored; nothing in flight is lost.
    */
   drain(options: DrainOptions = {}): Promise<void> {
-    this.#draining ??= this.#drain(options.batchSize ?? 500, options.pauseMs ?? 50);
+    this.#draining ??= this.#drain(options.batchSize ?? 500, options.pauseMs ?? 50, options.readinessMs ?? 0);
     return this.#draining;
   }
 
@@ -318,10 +324,11 @@ export class HeraldServer {
     await this.drain({ batchSize: Number.MAX_SAFE_INTEGER, pauseMs: 0 });
   }
 
-  async #drain(batchSize: number, pauseMs: number): Promise<void> {
+  async #drain(batchSize: number, pauseMs: number, readinessMs: number): Promise<void> {
     // Not ready from here on: /readyz answers 503 and new connections are refused with 503 while
     // the listener stays open for the load balancer to see it, until the clients have gone.
     this.hub.stopAccepting();
+    const unreadyUntil = Date.now() + readinessMs;
     const goodbye = closeInfo(CloseCode.GoingAway);
     let sessions = this.hub.sessions();
     while (sessions.length > 0) {
@@ -338,6 +345,8 @@ export class HeraldServer {
     while ((this.#ws.size > 0 || this.#sse.size > 0 || this.#pluginSockets.size > 0) && Date.now() < goodbyeDeadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
+    const unreadyRest = unreadyUntil - Date.now();
+    if (unreadyRest > 0) await new Promise((r) => setTimeout(r, unreadyRest));
     const closed = new Promise<void>((resolve) => this.httpServer.close(() => resolve()));
     this.#ws.close();
     await this.revocations.close();

@@ -235,4 +235,19 @@ describe('graceful drain (library)', () => {
     stalledSocket.resume();
     await stalled.closed;
   });
+
+  it('with readinessMs, keeps answering /readyz 503 that long even when the clients left at once', async () => {
+    const hub = await startHub();
+    const ws = await WsTestClient.connect(hub.wsUrl, await token());
+    const began = Date.now();
+    const drained = hub.server.drain({ readinessMs: 2_000 });
+    await ws.closed;
+    // The only client is gone; without the option the listener closes about 50 ms after this.
+    await sleep(300);
+    const readyLater = await api(hub, 'GET', '/readyz');
+    assert.equal(readyLater.status, 503, 'still answering, not ready, after the clients left');
+    await drained;
+    assert.ok(Date.now() - began >= 2_000, 'the drain lasted at least readinessMs');
+    await assert.rejects(fetch(`${hub.url}/healthz`), 'the listener is closed after the drain');
+  });
 });
