@@ -1,28 +1,36 @@
 /** The server API key check: constant-time, so response timing reveals nothing of the key. */
-import * as crypto from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 
-/**
- * Node's one-shot `crypto.hash` (Node 20.12 and later, not in the typings this project builds
- * with) digests a short string in about half the time of `createHash()...digest()`, and the key is
- * checked on every server API request; older Node falls back.
- */
-const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
-
-function digest(value: string): Buffer {
-  return oneShot === undefined
-    ? crypto.createHash('sha256').update(value).digest()
-    : oneShot('sha256', value, 'buffer');
-}
+/** Bytes compared on every check, or the key's length if longer: a width that says nothing of the key. */
+const MIN_WIDTH = 256;
 
 export class ApiKey {
-  readonly #digest: Buffer;
+  /** The key's bytes, zero-padded to the width. */
+  readonly #padded: Buffer;
+  readonly #length: number;
+  /** The candidate's first bytes, as many as the width, zero-padded. Reused: a check is synchronous. */
+  readonly #scratch: Buffer;
 
   constructor(key: string) {
-    this.#digest = digest(key);
+    const bytes = Buffer.from(key, 'utf8');
+    this.#length = bytes.length;
+    this.#padded = Buffer.alloc(Math.max(MIN_WIDTH, bytes.length));
+    bytes.copy(this.#padded);
+    this.#scratch = Buffer.alloc(this.#padded.length);
   }
 
-  /** Compares digests, which always have the same length, so no length leaks either. */
+  /**
+   * Compares the candidate's first bytes, as many as the width, in constant time, and its length
+   * apart. How long a check
+   * takes depends on the candidate and the width, never on the key's bytes, nor on its length
+   * below 256 bytes. The key is checked on every server API request; this costs a quarter of
+   * hashing both sides, which did the same job (in a profile of `herald bench --scenarios
+   * autocannon`, 3.7 % of the hub's CPU went to the hash).
+   */
   matches(candidate: string): boolean {
-    return crypto.timingSafeEqual(this.#digest, digest(candidate));
+    const scratch = this.#scratch;
+    scratch.fill(0, scratch.write(candidate, 0, 'utf8'));
+    const sameLength = Buffer.byteLength(candidate, 'utf8') === this.#length;
+    return timingSafeEqual(scratch, this.#padded) && sameLength;
   }
 }
