@@ -50,7 +50,7 @@ async function hub(subscribers, rounds) {
     for (let i = 0; i < modes.length; i++) {
       const mode = modes[(round + i) % modes.length];
       const received = Promise.all(children.map(next));
-      setDirectWrites(mode.startsWith('herald-') ? mode !== 'herald-plain' : mode === 'herald');
+      setDirectWrites(mode === 'herald' || mode === 'herald-single' || mode === 'herald-handle');
       setNativeWrites(mode === 'herald' || mode === 'herald-single');
       setGatherWrites(mode === 'herald');
       const cpu = process.cpuUsage();

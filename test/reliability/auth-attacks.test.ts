@@ -502,7 +502,7 @@ describe('auth attacks: origins, CORS, server endpoints, API key', () => {
   it('compares the API key in constant time and refuses wrong keys of every length', async (t) => {
     // Code review, pinned: the candidate's bytes, cut or zero-padded to a fixed width, are
     // compared with timingSafeEqual, and its length apart, so the work done depends on the
-    // candidate alone, never on the key's bytes or length.
+    // candidate alone, never on the key's bytes, nor on its length below 256 bytes.
     const source = readFileSync(new URL('../../packages/server/src/auth/api-key.ts', import.meta.url), 'utf8');
     assert.match(source, /timingSafeEqual\(scratch, this\.#padded\) && sameLength/);
     const key = new ApiKey(API_KEY);
